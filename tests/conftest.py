@@ -1,0 +1,38 @@
+"""Shared fixtures: the conformance data set copied from the original KINESIS v1 code."""
+
+from pathlib import Path
+
+import mujoco
+import numpy as np
+import pytest
+
+DATA = Path(__file__).parent / "data"
+CONFORMANCE = DATA / "conformance"
+V1_MODEL = CONFORMANCE / "kinesis_v1_model" / "myolegs.xml"
+
+
+@pytest.fixture(scope="session")
+def v1_model() -> mujoco.MjModel:
+    """The original KINESIS v1 MyoLegs model (80 muscles), timestep set to 1/150 s as KINESIS does."""
+    model = mujoco.MjModel.from_xml_path(str(V1_MODEL))
+    model.opt.timestep = 1.0 / 150.0
+    return model
+
+
+@pytest.fixture(scope="session")
+def conformance():
+    """Loader for a conformance archive by stem, e.g. ``conformance("pd_control")``."""
+
+    def load(stem: str) -> dict[str, np.ndarray]:
+        with np.load(CONFORMANCE / f"{stem}.npz") as archive:
+            return dict(archive)
+
+    return load
+
+
+def at_state(model: mujoco.MjModel, qpos, qvel, act, ctrl) -> mujoco.MjData:
+    """Fresh data with the state written and one full forward evaluation (conformance README 2.5)."""
+    data = mujoco.MjData(model)
+    data.qpos[:], data.qvel[:], data.act[:], data.ctrl[:] = qpos, qvel, act, ctrl
+    mujoco.mj_forward(model, data)
+    return data
