@@ -110,11 +110,11 @@ def body_layout(model: mujoco.MjModel, tracked: Sequence[str] | None = None) -> 
     Raises ValueError if the model lacks a free root joint, a per-body framelinvel/frameangvel
     sensor, the 4 touch sensors, or a tracked body.
     """
-    names = tuple(tracked) if tracked is not None else tracked_bodies(model, include_head=False)
+    key = tuple(tracked) if tracked is not None else None
     per_model = _LAYOUTS.setdefault(model, {})
-    if names not in per_model:
-        per_model[names] = _build_layout(model, names)
-    return per_model[names]
+    if key not in per_model:
+        per_model[key] = _build_layout(model, key if key is not None else tracked_bodies(model, include_head=False))
+    return per_model[key]
 
 
 def _free_root_body(model: mujoco.MjModel) -> int:
@@ -138,7 +138,8 @@ def _body_sensor_adr(model: mujoco.MjModel, body_ids: np.ndarray, sensor_type: m
     adr_of_body = dict(zip(model.sensor_objid[mask].tolist(), model.sensor_adr[mask].tolist()))
     missing = [model.body(int(b)).name for b in body_ids if int(b) not in adr_of_body]
     if missing:
-        raise ValueError(f"model: no world-frame {sensor_type.name} sensor (objtype body) on bodies {missing}")
+        kind = sensor_type.name.removeprefix("mjSENS_").lower()
+        raise ValueError(f"model: no world-frame {kind} sensor (objtype body) on bodies {missing}")
     start = np.array([adr_of_body[int(b)] for b in body_ids], dtype=np.intp)
     return start[:, None] + np.arange(3)
 
@@ -195,7 +196,10 @@ class BodyState(NamedTuple):
 def body_state(
     layout: BodyLayout, xpos: np.ndarray, xquat: np.ndarray, qpos: np.ndarray, sensordata: np.ndarray
 ) -> BodyState:
-    """Select a ``BodyState`` from MjData-shaped arrays [..., nbody, 3], [..., nbody, 4], [..., nq], [..., nsensordata]."""
+    """Select a ``BodyState`` from MjData-shaped arrays (stacked states allowed).
+
+    Args: xpos [..., nbody, 3], xquat [..., nbody, 4], qpos [..., nq], sensordata [..., nsensordata].
+    """
     return BodyState(
         xpos=xpos[..., layout.body_ids, :],
         xquat=xquat[..., layout.body_ids, :],
@@ -238,7 +242,8 @@ def proprioception_from_state(layout: BodyLayout, state: BodyState) -> np.ndarra
     return np.concatenate([blocks[name] for name in PROPRIOCEPTION_BLOCKS], axis=-1).astype(np.float32)
 
 
-def _check_ref(layout: BodyLayout, name: str, ref: np.ndarray) -> np.ndarray:
+def check_reference(layout: BodyLayout, name: str, ref: np.ndarray) -> np.ndarray:
+    """``ref`` as float64, checked to be [..., K, 3] for the K tracked bodies; ValueError naming ``name``."""
     ref = np.asarray(ref, dtype=np.float64)
     if ref.shape[-2:] != (len(layout.tracked), 3):
         raise ValueError(f"{name}: expected shape [..., {len(layout.tracked)}, 3], got {ref.shape}")
@@ -253,8 +258,8 @@ def imitation_blocks_from_state(
     ref_pos, ref_vel: [..., K, 3] reference positions (m) and linear velocities (m/s) of the tracked
     bodies, world frame. Differences are reference minus current, rotated into the heading frame.
     """
-    ref_pos = _check_ref(layout, "ref_pos", ref_pos)
-    ref_vel = _check_ref(layout, "ref_vel", ref_vel)
+    ref_pos = check_reference(layout, "ref_pos", ref_pos)
+    ref_vel = check_reference(layout, "ref_vel", ref_vel)
     heading = rotations.heading_angle(state.xquat[..., layout.root, :])
     pos = state.xpos[..., layout.tracked, :]
     vel = state.linvel[..., layout.tracked, :]

@@ -10,24 +10,43 @@ from __future__ import annotations
 import numpy as np
 
 
+def _quat_product_to_matrix() -> np.ndarray:
+    """[16, 9] map from the outer product q q^T (flattened) to the (flattened) rotation matrix times |q|^2."""
+    coef = np.zeros((4, 4, 3, 3))
+    w, x, y, z = range(4)
+    for (a, b), sign in (((w, w), 1), ((x, x), 1), ((y, y), -1), ((z, z), -1)):
+        coef[a, b, 0, 0] = sign
+    for (a, b), sign in (((w, w), 1), ((x, x), -1), ((y, y), 1), ((z, z), -1)):
+        coef[a, b, 1, 1] = sign
+    for (a, b), sign in (((w, w), 1), ((x, x), -1), ((y, y), -1), ((z, z), 1)):
+        coef[a, b, 2, 2] = sign
+    # Off-diagonal entries 2(ab +- cd), split evenly over the symmetric pairs (a, b) and (b, a).
+    for i, j, (a, b), (c, d), sign in (
+        (0, 1, (x, y), (w, z), -1), (1, 0, (x, y), (w, z), 1),
+        (0, 2, (x, z), (w, y), 1), (2, 0, (x, z), (w, y), -1),
+        (1, 2, (y, z), (w, x), -1), (2, 1, (y, z), (w, x), 1),
+    ):
+        coef[a, b, i, j] = coef[b, a, i, j] = 1.0
+        coef[c, d, i, j] = coef[d, c, i, j] = sign
+    return coef.reshape(16, 9)
+
+
+_QUAT_PRODUCT_TO_MATRIX = _quat_product_to_matrix()
+
+
 def quat_to_matrix(quat: np.ndarray) -> np.ndarray:
     """Rotation matrices of quaternions.
 
     Args:
-        quat: [..., 4] quaternions (w, x, y, z); normalised here.
+        quat: [..., 4] quaternions (w, x, y, z); need not be normalised.
 
     Returns:
         [..., 3, 3] rotation matrices R with v_world = R v_body.
     """
     q = np.asarray(quat, dtype=np.float64)
-    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
-    w, x, y, z = np.moveaxis(q, -1, 0)
-    rows = (
-        (1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)),
-        (2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)),
-        (2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)),
-    )
-    return np.stack([np.stack(row, axis=-1) for row in rows], axis=-2)
+    outer = (q[..., :, None] * q[..., None, :]).reshape(q.shape[:-1] + (16,))
+    mat = (outer @ _QUAT_PRODUCT_TO_MATRIX) / np.einsum("...i,...i->...", q, q)[..., None]
+    return mat.reshape(q.shape[:-1] + (3, 3))
 
 
 def heading_angle(quat: np.ndarray) -> np.ndarray:
