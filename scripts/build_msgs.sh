@@ -78,8 +78,12 @@ def ok(pin):
 sys.exit(0 if all(ok(p) for p in sys.argv[1:]) else 1)
 EOF
 then
-    say "installing rosidl/ament build wheels"
-    "$PY" -m pip install --quiet "${BUILD_PINS[@]}"
+    say "installing rosidl/ament build wheels (${#BUILD_PINS[@]} pinned)"
+    mkdir -p "$BUILD"
+    if ! "$PY" -m pip install --disable-pip-version-check "${BUILD_PINS[@]}" >"$BUILD/pip.log" 2>&1; then
+        tail -n 20 "$BUILD/pip.log" >&2
+        die "pip install of the build wheels failed (full log: $BUILD/pip.log)"
+    fi
 fi
 
 # 3. Repoint CMake files that hard-code the wheel builder's interpreter (/opt/python/cpXY-cpXY/...)
