@@ -139,7 +139,10 @@ def _body_sensor_adr(model: mujoco.MjModel, body_ids: np.ndarray, sensor_type: m
     missing = [model.body(int(b)).name for b in body_ids if int(b) not in adr_of_body]
     if missing:
         kind = sensor_type.name.removeprefix("mjSENS_").lower()
-        raise ValueError(f"model: no world-frame {kind} sensor (objtype body) on bodies {missing}")
+        raise ValueError(
+            f"model: no world-frame {kind} sensor with objtype body (mjOBJ_BODY: measured at the centre of mass, "
+            f"as in KINESIS v1; mjOBJ_XBODY sensors measure at the frame origin) on bodies {missing}"
+        )
     start = np.array([adr_of_body[int(b)] for b in body_ids], dtype=np.intp)
     return start[:, None] + np.arange(3)
 
