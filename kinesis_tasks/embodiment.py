@@ -161,13 +161,13 @@ def _replace_scene_with_floor(spec: mujoco.MjSpec) -> None:
 
 
 def _add_body_velocity_and_touch_sensors(spec: mujoco.MjSpec) -> None:
-    """Sensors in KINESIS v1 order: linvel of every body, angvel of every body, 4 foot touches."""
+    """Sensors in KINESIS v1 order: linvel and angvel of every body (at its centre of mass), 4 foot touches."""
     for sensor in list(spec.sensors):
         spec.delete(sensor)
     bodies = [body.name for body in spec.bodies if body.name != "world"]
     for kind, suffix in ((mujoco.mjtSensor.mjSENS_FRAMELINVEL, "vel"), (mujoco.mjtSensor.mjSENS_FRAMEANGVEL, "angvel")):
         for body in bodies:
-            spec.add_sensor(name=f"{body}_{suffix}", type=kind, objtype=mujoco.mjtObj.mjOBJ_XBODY, objname=body)
+            spec.add_sensor(name=f"{body}_{suffix}", type=kind, objtype=mujoco.mjtObj.mjOBJ_BODY, objname=body)
     for sensor_name, site in FOOT_TOUCH_SENSORS:
         spec.add_sensor(name=sensor_name, type=mujoco.mjtSensor.mjSENS_TOUCH, objtype=mujoco.mjtObj.mjOBJ_SITE, objname=site)
 
