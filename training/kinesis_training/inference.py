@@ -1,0 +1,116 @@
+"""Numpy-in, numpy-out access to a trained policy: ``load_policy(path)`` (stable public API).
+
+Wraps a checkpoint (conformance README section 7.3) loaded by ``checkpoint.load_checkpoint`` in evaluation
+mode: no call ever updates a normalizer. Every method takes a batch [B, obs_dim] (a single [obs_dim] row
+is accepted and gives unbatched results) and returns float32 arrays.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+
+from kinesis_training.checkpoint import Checkpoint, PolicySpec, load_checkpoint
+from kinesis_training.policies import MoEActor
+
+
+class LoadedPolicy:
+    """Evaluation-mode policy and critic of one checkpoint."""
+
+    def __init__(self, checkpoint: Checkpoint, seed: int | None = None) -> None:
+        self.checkpoint = checkpoint
+        self.policy = checkpoint.policy.eval()
+        self.critic = checkpoint.critic.eval()
+        self._generator = torch.Generator()
+        if seed is not None:
+            self._generator.manual_seed(seed)
+
+    @property
+    def spec(self) -> PolicySpec:
+        return self.checkpoint.spec
+
+    @property
+    def kind(self) -> str:
+        return self.spec.kind
+
+    @property
+    def obs_dim(self) -> int:
+        return self.spec.obs_dim
+
+    @property
+    def action_dim(self) -> int:
+        return self.spec.action_dim
+
+    def _batch(self, array: np.ndarray, width: int, name: str) -> tuple[torch.Tensor, bool]:
+        x = np.asarray(array, dtype=np.float32)
+        single = x.ndim == 1
+        if single:
+            x = x[None]
+        if x.ndim != 2 or x.shape[1] != width:
+            raise ValueError(f"{name} must have shape [B, {width}] or [{width}], got {np.shape(array)}")
+        return torch.from_numpy(x), single
+
+    @staticmethod
+    def _out(t: torch.Tensor, single: bool) -> np.ndarray:
+        out = t.detach().cpu().numpy().astype(np.float32, copy=False)
+        return out[0] if single else out
+
+    def mean_action(self, obs: np.ndarray) -> np.ndarray:
+        """Deterministic action [B, A] (MoE: the most probable expert's action)."""
+        x, single = self._batch(obs, self.obs_dim, "obs")
+        return self._out(self.policy.mean_action(x), single)
+
+    def act(self, obs: np.ndarray, deterministic: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """(actions [B, A], log_probs [B]) sampled as in the original acting path (seeded by `seed`)."""
+        x, single = self._batch(obs, self.obs_dim, "obs")
+        actions, log_probs = self.policy.get_action_and_log_prob(x, deterministic, self._generator)
+        return self._out(actions, single), self._out(log_probs, single)
+
+    def log_prob(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """Log density (MoE: log gate probability of the L1-nearest expert) of actions [B, A] -> [B]."""
+        x, single = self._batch(obs, self.obs_dim, "obs")
+        a, _ = self._batch(actions, self.action_dim, "actions")
+        with torch.no_grad():
+            return self._out(self.policy.log_prob(x, a), single)
+
+    def value(self, obs: np.ndarray) -> np.ndarray:
+        """Critic value [B]."""
+        x, single = self._batch(obs, self.obs_dim, "obs")
+        with torch.inference_mode():
+            return self._out(self.critic(x)[:, 0], single)
+
+    def normalized_obs(self, obs: np.ndarray) -> np.ndarray:
+        """Output of the policy's (MoE: the gate's) normalizer [B, obs_dim]."""
+        x, single = self._batch(obs, self.obs_dim, "obs")
+        with torch.inference_mode():
+            return self._out(self.policy.norm.normalize(x), single)
+
+    def _moe(self, what: str) -> MoEActor:
+        if not isinstance(self.policy, MoEActor):
+            raise ValueError(f"{what} needs a mixture-of-experts checkpoint, this one is {self.kind}")
+        return self.policy
+
+    def gate_probs(self, obs: np.ndarray) -> np.ndarray:
+        """MoE gate probabilities [B, K]."""
+        moe = self._moe("gate_probs")
+        x, single = self._batch(obs, self.obs_dim, "obs")
+        return self._out(moe.gate_probs(x), single)
+
+    def expert_actions(self, obs: np.ndarray) -> np.ndarray:
+        """Deterministic action of every MoE expert [B, K, A]."""
+        moe = self._moe("expert_actions")
+        x, single = self._batch(obs, self.obs_dim, "obs")
+        return self._out(moe.expert_actions(x), single)
+
+
+def load_policy(
+    path: str | os.PathLike,
+    *,
+    obs_dim: int | None = None,
+    action_dim: int | None = None,
+    seed: int | None = None,
+) -> LoadedPolicy:
+    """Loads a ``model.pth`` for evaluation; obs_dim/action_dim, if given, must match the checkpoint."""
+    return LoadedPolicy(load_checkpoint(path, obs_dim=obs_dim, action_dim=action_dim), seed=seed)
