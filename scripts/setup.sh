@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Set up everything KINESIS needs, from scratch and idempotently (a second run takes a second):
+#   1. Debian packages: cmake, g++ (kinesis_msgs build), libosmesa6 (offscreen rendering)
+#   2. .venv with the pinned Python dependencies (requirements*.txt) and this repo, editable
+#   3. kinesis_msgs built and installed into .venv (scripts/build_msgs.sh)
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${VENV:-$REPO/.venv}"
+PYTHON="${PYTHON:-python3}"
+APT_PACKAGES=(cmake make g++ python3-dev libosmesa6)
+say() { echo "setup: $*"; }
+
+# 1. System packages.
+missing=()
+for package in "${APT_PACKAGES[@]}"; do
+    dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+done
+if ((${#missing[@]})); then
+    if [[ $(id -u) -eq 0 ]]; then
+        say "installing Debian packages: ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+        echo "setup: missing Debian packages. Run:  sudo apt-get install -y ${missing[*]}" >&2
+        exit 1
+    fi
+fi
+
+# 2. Virtual environment and Python packages (skipped when the requirement files are unchanged).
+[[ -x "$VENV/bin/python" ]] || { say "creating $VENV"; "$PYTHON" -m venv "$VENV"; }
+stamp="$VENV/.kinesis-requirements.sha256"
+want="$(cat "$REPO/requirements.txt" "$REPO/requirements-nodeps.txt" "$REPO/pyproject.toml" | sha256sum | cut -d' ' -f1)"
+if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
+    say "installing Python packages (pinned; a few minutes on a fresh machine)"
+    pip_quiet=(--quiet --disable-pip-version-check)
+    "$VENV/bin/pip" install "${pip_quiet[@]}" -r "$REPO/requirements.txt" 2>&1 | grep -v "^WARNING: Location" || true
+    "$VENV/bin/pip" install "${pip_quiet[@]}" --no-deps -r "$REPO/requirements-nodeps.txt" 2>&1 | grep -v "^WARNING: Location" || true
+    "$VENV/bin/pip" install "${pip_quiet[@]}" --no-deps -e "$REPO" 2>&1 | grep -v "^WARNING: Location" || true
+    "$VENV/bin/python" -c "import torch, mujoco, myo_sim, rclpy, kinesis_tasks" \
+        || { echo "setup: error: Python packages did not install (see the pip output above)" >&2; exit 1; }
+    echo "$want" > "$stamp"
+fi
+
+# 3. ROS 2 interfaces.
+"$REPO/scripts/build_msgs.sh" "$VENV"
+say "ready: $VENV"
