@@ -1,0 +1,97 @@
+"""Periodic gait cycles and their synthesis into ReferenceMotions of an embodiment.
+
+A ``GaitCycle`` is one stride sampled at N equally spaced phases in [0, 1): joint
+angles, root velocity in the heading frame and small pelvis tilts. ``synthesize``
+plays it back along a phase schedule: speed factor s(t) (phase rate = s / duration,
+so the root speed scales with s), blend weight w(t) between the standing pose (0)
+and the cycle (1), and a yaw rate (rad/s, + turns left). Root x-y is integrated
+from the heading-frame forward velocity; lateral sway and vertical bob are the
+cycle's periodic lateral displacement. The root height is set per frame so that the
+lowest foot geom just touches the floor (z = 0): in walking and standing one foot is
+always on the ground. (Integrating the source's vertical pelvis velocity instead left
+the feet 2-3 cm above the floor for most of the MyoSuite stride on this model, whose
+segment lengths differ from the recorded subject's.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from kinesis_tasks.motions.kinematics import LegsKinematics, root_orientation
+from kinesis_tasks.motions.motion import ReferenceMotion
+
+
+@dataclass(frozen=True)
+class GaitCycle:
+    """One periodic stride.
+
+    Attributes:
+        name: short source name ("myosuite", "gaitanalysis").
+        duration: stride duration, s.
+        angles: joint name -> [N] angles (rad) at phases k / N.
+        root_velocity: [N, 2] horizontal root velocity in the heading frame (forward, left), m/s.
+        tilt: [N, 2] pelvis (pitch forward, roll) in rad.
+        source: provenance text; licence: licence of the source data.
+    """
+
+    name: str
+    duration: float
+    angles: dict[str, np.ndarray]
+    root_velocity: np.ndarray
+    tilt: np.ndarray
+    source: str
+    licence: str
+
+    @property
+    def speed(self) -> float:
+        """Mean forward speed over the cycle, m/s."""
+        return float(self.root_velocity[:, 0].mean())
+
+    def periodic_displacement(self, axis: int) -> np.ndarray:
+        """[N] zero-mean periodic displacement (m) along heading-frame ``axis`` (0 forward, 1 left)."""
+        velocity = self.root_velocity[:, axis] - self.root_velocity[:, axis].mean()
+        step = self.duration / len(velocity)
+        position = np.concatenate([[0.0], np.cumsum(0.5 * (velocity[1:] + velocity[:-1]) * step)])
+        return position - position.mean()
+
+
+def sample_periodic(values: np.ndarray, phase: np.ndarray) -> np.ndarray:
+    """Linear interpolation of periodic samples [N, ...] (at phases k / N) at phases [T] (cycles, any real)."""
+    count = len(values)
+    position = np.mod(phase, 1.0) * count
+    low = np.floor(position).astype(int) % count
+    alpha = (position - np.floor(position)).reshape((-1,) + (1,) * (values.ndim - 1))
+    return (1 - alpha) * values[low] + alpha * values[(low + 1) % count]
+
+
+def synthesize(cycle: GaitCycle, kinematics: LegsKinematics, *, name: str, text: str, fps: float,
+               speed: np.ndarray, weight: np.ndarray, yaw_rate: np.ndarray, source: str,
+               start_phase: float = 0.0) -> ReferenceMotion:
+    """Play ``cycle`` back at ``fps`` along per-frame schedules [T]: speed factor, blend weight, yaw rate (rad/s)."""
+    speed, weight, yaw_rate = (np.asarray(a, dtype=np.float64) for a in (speed, weight, yaw_rate))
+    step = 1.0 / fps
+    phase = start_phase + _cumulative(speed / cycle.duration, step)
+    yaw = _cumulative(yaw_rate, step)
+    forward = speed * sample_periodic(cycle.root_velocity[:, 0], phase)
+    heading = np.stack([np.cos(yaw), np.sin(yaw)], axis=1)
+    left = np.stack([-np.sin(yaw), np.cos(yaw)], axis=1)
+    sway = weight * sample_periodic(cycle.periodic_displacement(1), phase)
+    planar = np.stack([_cumulative(forward * heading[:, i], step) for i in range(2)], axis=1) + sway[:, None] * left
+    root_pos = np.column_stack([planar, np.full(len(phase), kinematics.standing_qpos[2])])
+    tilt = weight[:, None] * sample_periodic(cycle.tilt, phase)
+    root_quat = root_orientation(yaw, tilt[:, 0], tilt[:, 1])
+    angles = {joint: weight * sample_periodic(values, phase) for joint, values in cycle.angles.items()}
+    qpos = kinematics.qpos(root_pos, root_quat, angles)
+    keypoints, clearance = kinematics.keypoints(qpos)
+    qpos[:, 2] -= clearance
+    keypoints[..., 2] -= clearance[:, None]
+    return ReferenceMotion(name=name, fps=fps, keypoints=keypoints, body_names=kinematics.bodies,
+                           root_quat=root_quat, qpos=qpos, embodiment=kinematics.embodiment, text=text,
+                           source=source, licence=cycle.licence)
+
+
+def _cumulative(rate: np.ndarray, step: float) -> np.ndarray:
+    """Trapezoidal integral of per-frame rates from frame 0 (value 0 at frame 0)."""
+    return np.concatenate([[0.0], np.cumsum(0.5 * (rate[1:] + rate[:-1]) * step)])

@@ -1,0 +1,99 @@
+"""Joint angles -> qpos -> keypoints for a MyoLegs embodiment (offline, used to build motions).
+
+Orientation convention of generated motions: at yaw 0 the body walks along world +x
+with its left side towards +y. MyoLegs' root frame at the identity faces -y (left
+is +x), so the root orientation is Rz(yaw) Ry(pitch) Rx(roll) Rz(pi/2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import mujoco
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from kinesis_tasks.embodiment import FLOOR_GEOM, load_embodiment
+from kinesis_tasks.motions.motion import DEFAULT_BODIES, HEAD_BODY
+
+#: Rotation from MyoLegs' root frame (facing -y) to the motion heading frame (facing +x).
+_FACE_PLUS_X = Rotation.from_euler("z", np.pi / 2)
+
+
+def root_orientation(yaw: np.ndarray, pitch: np.ndarray | float = 0.0, roll: np.ndarray | float = 0.0) -> np.ndarray:
+    """[T, 4] root quaternions (w, x, y, z): heading ``yaw`` (0 = facing +x), forward ``pitch``, ``roll``, rad."""
+    yaw = np.asarray(yaw, dtype=np.float64)
+    euler = np.stack(np.broadcast_arrays(yaw, pitch, roll), axis=-1)
+    rotation = Rotation.from_euler("ZYX", euler) * _FACE_PLUS_X
+    return rotation.as_quat(scalar_first=True)
+
+
+class LegsKinematics:
+    """Forward kinematics of an embodiment: named joint angles to qpos and body keypoints.
+
+    Joints that MyoLegs couples to the knee by joint equalities (knee translations,
+    patella) follow their polynomial, qd - qd0 = sum_k c_k (q - q0)^k; named angles
+    are clipped to their joint ranges.
+    """
+
+    def __init__(self, embodiment: str = "legs", bodies: Sequence[str] = (*DEFAULT_BODIES, HEAD_BODY)) -> None:
+        self.embodiment = embodiment
+        self.model = load_embodiment(embodiment)
+        self.data = mujoco.MjData(self.model)
+        self.bodies = tuple(bodies)
+        self._body_ids = np.array([self.model.body(name).id for name in self.bodies])
+        self._couplings = self._joint_couplings()
+        feet = [self.model.body(f"{part}_{side}").id for part in ("calcn", "toes") for side in "lr"]
+        colliding = (self.model.geom_contype | self.model.geom_conaffinity) > 0
+        self._foot_geoms = [int(g) for g in np.flatnonzero(colliding & np.isin(self.model.geom_bodyid, feet))]
+        self._floor = self.model.geom(FLOOR_GEOM).id
+
+    @property
+    def standing_qpos(self) -> np.ndarray:
+        """[nq] the embodiment's rest pose (feet flat on the floor, facing -y)."""
+        return self.model.qpos0.copy()
+
+    def qpos(self, root_pos: np.ndarray, root_quat: np.ndarray, angles: Mapping[str, np.ndarray]) -> np.ndarray:
+        """[T, nq] joint positions from root position [T, 3] (m), root_quat [T, 4] and joint angles [T] (rad)."""
+        root_pos = np.asarray(root_pos, dtype=np.float64)
+        frames = root_pos.shape[0]
+        qpos = np.tile(self.model.qpos0, (frames, 1))
+        qpos[:, 0:3] = root_pos
+        qpos[:, 3:7] = root_quat
+        for name, values in angles.items():
+            joint = self.model.joint(name)
+            low, high = self.model.jnt_range[joint.id]
+            qpos[:, self.model.jnt_qposadr[joint.id]] = np.clip(values, low, high)
+        for dependent, independent, coef in self._couplings:
+            delta = qpos[:, independent] - self.model.qpos0[independent]
+            qpos[:, dependent] = self.model.qpos0[dependent] + np.polyval(coef[::-1], delta)
+        return qpos
+
+    def keypoints(self, qpos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Body positions [T, K, 3] of ``bodies`` and foot-floor clearance [T] (m) for qpos [T, nq].
+
+        The clearance is the signed distance (negative: penetration) from the floor to
+        the closest colliding geom of the feet (calcn, toes).
+        """
+        frames = qpos.shape[0]
+        keypoints = np.empty((frames, len(self.bodies), 3))
+        clearance = np.empty(frames)
+        for frame in range(frames):
+            self.data.qpos[:] = qpos[frame]
+            mujoco.mj_kinematics(self.model, self.data)
+            keypoints[frame] = self.data.xpos[self._body_ids]
+            clearance[frame] = min(mujoco.mj_geomDistance(self.model, self.data, self._floor, geom, 1.0, None)
+                                   for geom in self._foot_geoms)
+        return keypoints, clearance
+
+    def _joint_couplings(self) -> list[tuple[int, int, np.ndarray]]:
+        """(dependent qpos index, independent qpos index, 5 polynomial coefficients) per joint equality."""
+        model = self.model
+        couplings = []
+        for eq in np.flatnonzero(model.eq_type == mujoco.mjtEq.mjEQ_JOINT):
+            if model.eq_obj2id[eq] < 0 or not model.eq_active0[eq]:
+                continue
+            couplings.append((model.jnt_qposadr[model.eq_obj1id[eq]], model.jnt_qposadr[model.eq_obj2id[eq]],
+                              model.eq_data[eq, :5].copy()))
+        return couplings
+
