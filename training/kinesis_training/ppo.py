@@ -25,6 +25,9 @@ import torch
 from kinesis_training.networks import Critic
 from kinesis_training.policies import Actor
 
+MAX_LOG_RATIO = 20.0
+"""|log ratio| cap before exp (a numerical guard; the original has none)."""
+
 
 @dataclass(frozen=True)
 class PPOConfig:
@@ -138,6 +141,8 @@ class PPO:
             self.optimizer_value.step()
 
             log_ratio = self.policy.log_prob(obs, actions) - old_log_probs  # the normalizer updates here
+            # Guard: the first batch is sampled with an empty normalizer, so ratios can overflow float32.
+            log_ratio = log_ratio.clamp(-MAX_LOG_RATIO, MAX_LOG_RATIO)
             ratio = torch.exp(log_ratio)
             clipped = torch.clamp(ratio, 1.0 - cfg.clip_epsilon, 1.0 + cfg.clip_epsilon)
             pg_loss = -torch.min(ratio * advantages, clipped * advantages).mean()
