@@ -1,0 +1,150 @@
+"""`kinesis motions ...`: list, show, preview, convert and import reference motions."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "motions", help="list, inspect, preview and convert reference motions",
+        description="Reference motion libraries: the embedded default library ('default'), a library .npz "
+                    "or a folder of motion .npz files. LIB[:split] selects a split, e.g. default:test.")
+    commands = parser.add_subparsers(dest="motions_command", metavar="SUBCOMMAND", required=True)
+
+    listing = commands.add_parser("list", help="list the motions of a library",
+                                  description="List name, duration, frames and text label of each motion.")
+    listing.add_argument("library", nargs="?", default="default", metavar="LIB[:split]",
+                         help="library path or 'default', optionally ':train' or ':test' (default: default)")
+    listing.set_defaults(func=_list)
+
+    show = commands.add_parser("show", help="describe one motion", description="Print a motion's metadata, "
+                               "bodies, duration, speed and floor clearance.")
+    show.add_argument("name", help="motion name (in --library) or path to a single-motion .npz")
+    show.add_argument("--library", default="default", help="library to look the name up in (default: default)")
+    show.set_defaults(func=_show)
+
+    preview = commands.add_parser("preview", help="plot or animate a motion (matplotlib)",
+                                  description="Render keypoint trajectories and stick figures (.png) or an "
+                                              "animation (.gif, .mp4 needs ffmpeg).")
+    preview.add_argument("name", help="motion name (in --library) or path to a single-motion .npz")
+    preview.add_argument("--library", default="default", help="library to look the name up in (default: default)")
+    preview.add_argument("--out", type=Path, help="output file .png/.gif/.mp4 (default: <name>.png)")
+    preview.set_defaults(func=_preview)
+
+    amass = commands.add_parser(
+        "convert-amass", help="convert AMASS SMPL-H clips (e.g. KIT) with your SMPL model",
+        description="Convert AMASS .npz clips (poses, trans, mocap_framerate) to 30 fps reference motions with "
+                    "the neutral SMPL model (SMPL_NEUTRAL.pkl from https://smpl.is.tue.mpg.de, SMPL v1.1.0) via "
+                    "smplx. Names are 0-KIT_<subject>_<file>; train/test splits follow the official KIT key lists.")
+    amass.add_argument("--amass-dir", required=True, type=Path, help="folder with AMASS clips, e.g. .../AMASS/KIT")
+    amass.add_argument("--smpl-model-dir", required=True, type=Path, help="folder holding SMPL_NEUTRAL.pkl")
+    amass.add_argument("--keys", type=Path, help="text file of clip keys to convert (default: all clips found)")
+    amass.add_argument("--out", type=Path, default=Path("amass_kit.npz"),
+                       help="output library: .npz file or folder (default: amass_kit.npz)")
+    amass.set_defaults(func=_convert_amass)
+
+    mdm = commands.add_parser(
+        "import-mdm", help="import MDM results.npy (text-labelled generated motions)",
+        description="Import an MDM results.npy (HumanML3D joints, y-up, 20 fps) as z-up 30 fps motions with "
+                    "their text prompts. The file is UNPICKLED: only import files you trust.")
+    mdm.add_argument("results", type=Path, help="MDM results.npy")
+    mdm.add_argument("--out", type=Path, default=Path("mdm_motions.npz"),
+                     help="output library: .npz file or folder (default: mdm_motions.npz)")
+    mdm.set_defaults(func=_import_mdm)
+
+
+def _split_library(spec: str) -> tuple[str, str | None]:
+    """'LIB:split' -> (LIB, split); a bare LIB -> (LIB, None)."""
+    library, _, split = spec.rpartition(":")
+    if library and split and "/" not in split and "\\" not in split:
+        return library, split
+    return spec, None
+
+
+def _list(args: argparse.Namespace) -> int:
+    from kinesis_tasks.motions import load_library
+
+    library, split = _split_library(args.library)
+    motions = load_library(library, split=split)
+    for motion in motions.values():
+        print(f"{motion.name:40s} {motion.duration:6.2f} s {motion.num_frames:5d} frames  {motion.text}")
+    print(f"{len(motions)} motions in {args.library}")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from kinesis_tasks.motions import library_splits, load_motion
+
+    motion = load_motion(args.name, library=args.library)
+    root = motion.keypoints[:, 0]
+    speed = np.linalg.norm(np.diff(root[:, :2], axis=0), axis=1).sum() / motion.duration
+    splits = [] if Path(args.name).suffix == ".npz" else \
+        [s for s, names in library_splits(args.library).items() if motion.name in names]
+    rows = [("name", motion.name), ("text", motion.text or "-"), ("split", ", ".join(splits) or "-"),
+            ("fps", f"{motion.fps:g}"), ("frames", motion.num_frames), ("duration", f"{motion.duration:.2f} s"),
+            ("bodies", ", ".join(motion.body_names)), ("mean root speed", f"{speed:.2f} m/s"),
+            ("lowest keypoint", f"{motion.keypoints[..., 2].min():.3f} m"),
+            ("root_quat", "yes" if motion.root_quat is not None else "no"),
+            ("qpos", f"{motion.qpos.shape[1]} values for {motion.embodiment}" if motion.qpos is not None else "no"),
+            ("source", motion.source or "-"), ("licence", motion.licence or "-")]
+    for key, value in rows:
+        print(f"{key:16s} {value}")
+    return 0
+
+
+def _preview(args: argparse.Namespace) -> int:
+    from kinesis_tasks.motions import load_motion
+    from kinesis_tasks.motions.preview import render_preview
+
+    motion = load_motion(args.name, library=args.library)
+    out = render_preview(motion, args.out or Path(f"{motion.name}.png"))
+    print(f"wrote {out}")
+    return 0
+
+
+def _convert_amass(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from kinesis_tasks.motions import save_library
+    from kinesis_tasks.motions.amass import SmplSkeleton, convert_clip, find_clips, kit_key, kit_splits
+
+    keys = None
+    if args.keys is not None:
+        if not args.keys.is_file():
+            raise FileNotFoundError(f"--keys file not found: {args.keys}")
+        keys = [line.strip() for line in args.keys.read_text().splitlines() if line.strip()]
+    skeleton = SmplSkeleton(args.smpl_model_dir)
+    clips = find_clips(args.amass_dir, keys)
+    if not clips:
+        raise ValueError(f"no AMASS clips (*.npz) found under {args.amass_dir}" + (" matching --keys" if keys else ""))
+    motions, failures = [], []
+    for clip in tqdm(clips, desc="converting AMASS", unit="clip"):
+        try:
+            motions.append(convert_clip(clip, skeleton))
+        except ValueError as error:
+            failures.append(str(error))
+    names = {motion.name for motion in motions}
+    splits = {split: sorted(names & members) for split, members in kit_splits().items()}
+    if motions:
+        save_library(args.out, motions, splits)
+        print(f"wrote {len(motions)} motions to {args.out} (train {len(splits['train'])}, test "
+              f"{len(splits['test'])}, in neither list {len(names) - len(splits['train']) - len(splits['test'])})")
+    for failure in failures:
+        print(f"skipped: {failure}")
+    return 1 if failures else 0
+
+
+def _import_mdm(args: argparse.Namespace) -> int:
+    from kinesis_tasks.motions import save_library
+    from kinesis_tasks.motions.mdm import import_mdm
+
+    motions = import_mdm(args.results)
+    save_library(args.out, motions)
+    print(f"wrote {len(motions)} motions to {args.out}")
+    for motion in motions:
+        print(f"  {motion.name}: {motion.text!r} ({motion.duration:.2f} s)")
+    return 0
