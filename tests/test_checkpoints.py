@@ -101,7 +101,8 @@ def test_moe_from_expert_files_reproduces_construction(tmp_path):
     assert [int(e[0].n) for e in moe.experts.experts] == list(ref["expert_norm_n_at_construction"])
     expert0 = torch.load(EXPERTS[0], weights_only=True)["policy"]
     assert torch.equal(moe.norm.mean, expert0["norm.mean"]) and torch.equal(moe.norm.std, expert0["norm.std"])
-    assert torch.equal(moe.experts.experts[2][2].weight, torch.load(EXPERTS[2], weights_only=True)["policy"]["action_mean.weight"])
+    expert2 = torch.load(EXPERTS[2], weights_only=True)["policy"]
+    assert torch.equal(moe.experts.experts[2][2].weight, expert2["action_mean.weight"])
     assert int(moe.experts.norm.n) == 0
     reference_keys = list(torch.load(DATA / "policy_moe.pt", weights_only=True)["policy"])
     assert list(moe.state_dict()) == reference_keys

@@ -259,8 +259,9 @@ def describe(path: str | os.PathLike) -> str:
         lines.append(f"normalizer:  n = {int(policy.norm.n)}")
     trainable = sum(p.numel() for p in policy.parameters() if p.requires_grad)
     total = sum(p.numel() for p in policy.parameters())
+    critic = sum(p.numel() for p in ckpt.critic.parameters())
     lines += [
         f"critic MLP:  {_units(spec.critic_units)}",
-        f"parameters:  policy {total} ({trainable} trainable), critic {sum(p.numel() for p in ckpt.critic.parameters())}",
+        f"parameters:  policy {total} ({trainable} trainable), critic {critic}",
     ]
     return "\n".join(lines)

@@ -101,7 +101,8 @@ class GaussianActor(_MLPActor):
         if deterministic:
             noise = torch.zeros_like(mu)
         else:
-            noise = torch.randn(mu.shape, generator=generator, dtype=mu.dtype) * torch.exp(self.log_std[0])
+            eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
+            noise = eps * torch.exp(self.log_std[0])
         return mu + noise, self._log_density(noise)
 
     def entropy(self, obs: torch.Tensor) -> torch.Tensor:
@@ -160,7 +161,7 @@ class LatticeActor(_MLPActor):
         if deterministic:
             log_p = -0.5 * (logdet + self.action_dim * LOG_2PI)
             return mu, log_p.expand(mu.shape[0])
-        eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype)
+        eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
         log_p = -0.5 * ((eps * eps).sum(-1) + logdet + self.action_dim * LOG_2PI)
         return mu + eps @ chol.T, log_p
 

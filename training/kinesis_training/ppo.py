@@ -106,8 +106,9 @@ class PPO:
     def update(self, batch: RolloutBatch) -> dict[str, float]:
         """One PPO iteration on `batch`; returns the logged statistics."""
         cfg = self.config
-        obs = torch.as_tensor(batch.obs, dtype=torch.float32).clone()
-        actions = torch.as_tensor(batch.actions, dtype=torch.float32).clone()
+        device = next(self.critic.parameters()).device
+        obs = torch.as_tensor(batch.obs, dtype=torch.float32, device=device).clone()
+        actions = torch.as_tensor(batch.actions, dtype=torch.float32, device=device).clone()
         if obs.ndim != 2 or actions.ndim != 2 or obs.shape[0] != actions.shape[0]:
             raise ValueError(f"batch.obs {tuple(obs.shape)} and batch.actions {tuple(actions.shape)} must be [N, .]")
 
@@ -119,16 +120,16 @@ class PPO:
             if batch.log_probs is None:
                 old_log_probs = self.policy.log_prob(obs, actions)
             else:
-                old_log_probs = torch.as_tensor(batch.log_probs, dtype=torch.float32).clone()
+                old_log_probs = torch.as_tensor(batch.log_probs, dtype=torch.float32, device=device).clone()
 
         # 2. GAE, normalized advantages.
         adv, ret = compute_gae(
             torch.as_tensor(batch.rewards).cpu().numpy(), torch.as_tensor(batch.masks).cpu().numpy(),
-            values.numpy(), cfg.gamma, cfg.tau,
+            values.cpu().numpy(), cfg.gamma, cfg.tau,
         )
-        advantages = torch.as_tensor(adv, dtype=torch.float32)
+        advantages = torch.as_tensor(adv, dtype=torch.float32, device=device)
         advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-        returns = torch.as_tensor(ret, dtype=torch.float32)
+        returns = torch.as_tensor(ret, dtype=torch.float32, device=device)
 
         # 3. Optimisation epochs on the full batch: one critic step, one policy step.
         self.policy.train()
