@@ -31,90 +31,77 @@ KD_PER_KP = 0.1
 
 @dataclass(frozen=True)
 class MuscleParams:
-    """Per-muscle constants of the force model, read once from a model (arrays of shape [nu])."""
+    """Per-muscle constants of the force model, read once from a model (arrays of shape [nu]).
+
+    MuJoCo's curves are piecewise quadratics in the normalized length; they are
+    stored here as the constants of the equivalent forms used below (widths as
+    inverses, so a control step does no divisions by parameters).
+    """
 
     lengthrange: np.ndarray  # [nu, 2] m
-    peak_force: np.ndarray  # F_peak = biasprm[:, 2], N
-    force_scale: np.ndarray  # force used by the curves (gainprm[2], or scale/acc0 when it is negative), N
-    range_lo: np.ndarray  # normalized operating range lower bound (prm[0])
-    optimal_length: np.ndarray  # L0, m
-    lmin: np.ndarray
-    lmax: np.ndarray
-    vmax: np.ndarray
-    fpmax: np.ndarray
+    peak_force: np.ndarray  # F_peak = biasprm[:, 2], N (the PD law's force bound)
+    force_scale: np.ndarray  # F of the curves: gainprm[2], or scale/acc0 when gainprm[2] < 0, N
+    passive_scale: np.ndarray  # F * fpmax, N
+    length_offset: np.ndarray  # normalized length = length * inv_optimal_length + length_offset
+    inv_optimal_length: np.ndarray  # 1/L0, 1/m
+    inv_velocity_scale: np.ndarray  # 1/(L0 vmax), s/m
+    inv_width_short: np.ndarray  # 1/(1 - a), a = (lmin + 1)/2: the force-length curve below optimum
+    inv_width_long: np.ndarray  # 1/(b - 1), b = (1 + lmax)/2: above optimum, and the passive curve
     fvmax: np.ndarray
+    inv_fv_span: np.ndarray  # 1/(fvmax - 1)
 
     @classmethod
     def from_model(cls, model: mujoco.MjModel) -> MuscleParams:
         if not np.all(model.actuator_dyntype == mujoco.mjtDyn.mjDYN_MUSCLE):
             raise ValueError("target-length control needs a model whose actuators are all muscles")
         prm = np.asarray(model.actuator_gainprm[:, :9], dtype=float)
+        range_lo, range_hi, force, scale, lmin, lmax, vmax, fpmax, fvmax = prm.T
         lengthrange = np.array(model.actuator_lengthrange, dtype=float)
-        force = prm[:, 2]
-        force_scale = np.where(force < 0, prm[:, 3] / np.maximum(_MINVAL, model.actuator_acc0), force)
-        optimal_length = (lengthrange[:, 1] - lengthrange[:, 0]) / np.maximum(_MINVAL, prm[:, 1] - prm[:, 0])
+        force_scale = np.where(force < 0, scale / np.maximum(_MINVAL, model.actuator_acc0), force)
+        optimal_length = (lengthrange[:, 1] - lengthrange[:, 0]) / np.maximum(_MINVAL, range_hi - range_lo)
+        inv_optimal_length = 1.0 / np.maximum(_MINVAL, optimal_length)
         return cls(
             lengthrange=lengthrange,
             peak_force=np.array(model.actuator_biasprm[:, 2], dtype=float),
             force_scale=force_scale,
-            range_lo=prm[:, 0],
-            optimal_length=optimal_length,
-            lmin=prm[:, 4],
-            lmax=prm[:, 5],
-            vmax=prm[:, 6],
-            fpmax=prm[:, 7],
-            fvmax=prm[:, 8],
+            passive_scale=force_scale * fpmax,
+            length_offset=range_lo - lengthrange[:, 0] * inv_optimal_length,
+            inv_optimal_length=inv_optimal_length,
+            inv_velocity_scale=1.0 / np.maximum(_MINVAL, optimal_length * vmax),
+            inv_width_short=1.0 / np.maximum(_MINVAL, 1.0 - 0.5 * (lmin + 1.0)),
+            inv_width_long=1.0 / np.maximum(_MINVAL, 0.5 * (1.0 + lmax) - 1.0),
+            fvmax=fvmax,
+            inv_fv_span=1.0 / np.maximum(_MINVAL, fvmax - 1.0),
         )
-
-    def normalized_length(self, length: np.ndarray) -> np.ndarray:
-        return self.range_lo + (length - self.lengthrange[:, 0]) / np.maximum(_MINVAL, self.optimal_length)
 
 
 def muscle_gain(params: MuscleParams, length: np.ndarray, velocity: np.ndarray) -> np.ndarray:
     """Active force per unit control, -F * FL(L) * FV(V) (N, <= 0); shapes [..., nu]."""
-    norm_length = params.normalized_length(length)
-    norm_velocity = velocity / np.maximum(_MINVAL, params.optimal_length * params.vmax)
-    return -params.force_scale * _force_length(norm_length, params.lmin, params.lmax) * _force_velocity(
-        norm_velocity, params.fvmax
-    )
+    stretch = length * params.inv_optimal_length + params.length_offset - 1.0  # normalized length - 1
+    return -params.force_scale * _force_length(stretch, params) * _force_velocity(velocity * params.inv_velocity_scale, params)
 
 
 def muscle_bias(params: MuscleParams, length: np.ndarray) -> np.ndarray:
-    """Passive force at a length (N, <= 0); shapes [..., nu]."""
-    norm_length = params.normalized_length(length)
-    b = 0.5 * (1.0 + params.lmax)
-    width = np.maximum(_MINVAL, b - 1.0)
-    x_quadratic = (norm_length - 1.0) / width
-    x_linear = (norm_length - b) / width
-    passive = np.where(norm_length <= b, 0.5 * x_quadratic**2, 0.5 + x_linear)
-    return np.where(norm_length <= 1.0, 0.0, -params.force_scale * params.fpmax * passive)
+    """Passive force at a length (N, <= 0): 0 below the optimum, quadratic, then linear; shapes [..., nu]."""
+    s = np.maximum(length * params.inv_optimal_length + params.length_offset - 1.0, 0.0) * params.inv_width_long
+    return -params.passive_scale * np.where(s <= 1.0, 0.5 * s * s, s - 0.5)
 
 
-def _force_length(length: np.ndarray, lmin: np.ndarray, lmax: np.ndarray) -> np.ndarray:
-    """Piecewise-quadratic active force-length curve, 1 at the optimal length."""
-    a = 0.5 * (lmin + 1.0)
-    b = 0.5 * (1.0 + lmax)
-    rising_low = 0.5 * ((length - lmin) / np.maximum(_MINVAL, a - lmin)) ** 2
-    rising_high = 1.0 - 0.5 * ((1.0 - length) / np.maximum(_MINVAL, 1.0 - a)) ** 2
-    falling_high = 1.0 - 0.5 * ((length - 1.0) / np.maximum(_MINVAL, b - 1.0)) ** 2
-    falling_low = 0.5 * ((lmax - length) / np.maximum(_MINVAL, lmax - b)) ** 2
-    curve = np.select(
-        [length <= a, length <= 1.0, length <= b],
-        [rising_low, rising_high, falling_high],
-        default=falling_low,
-    )
-    return np.where((length < lmin) | (length > lmax), 0.0, curve)
+def _force_length(stretch: np.ndarray, params: MuscleParams) -> np.ndarray:
+    """Active force-length curve: 1 at the optimum, 0 outside [lmin, lmax].
+
+    With s = |L - 1| / width (the width of the side of the optimum L lies on),
+    MuJoCo's four quadratic pieces become 1 - s^2/2 for s <= 1 and (2 - s)^2/2 for 1 < s <= 2.
+    """
+    s = np.minimum(np.where(stretch < 0.0, -stretch * params.inv_width_short, stretch * params.inv_width_long), 2.0)
+    return np.where(s <= 1.0, 1.0 - 0.5 * s * s, 0.5 * (2.0 - s) ** 2)
 
 
-def _force_velocity(velocity: np.ndarray, fvmax: np.ndarray) -> np.ndarray:
+def _force_velocity(velocity: np.ndarray, params: MuscleParams) -> np.ndarray:
     """Force-velocity curve: 0 at -vmax (shortening), 1 isometric, fvmax when lengthening fast."""
-    y = fvmax - 1.0
-    lengthening = fvmax - (y - velocity) ** 2 / np.maximum(_MINVAL, y)
-    return np.select(
-        [velocity <= -1.0, velocity <= 0.0, velocity <= y],
-        [0.0, (velocity + 1.0) ** 2, lengthening],
-        default=fvmax,
-    )
+    span = params.fvmax - 1.0
+    v = np.clip(velocity, -1.0, span)
+    return np.where(v <= 0.0, (v + 1.0) ** 2, params.fvmax - (span - v) ** 2 * params.inv_fv_span)
 
 
 def direct_excitation(action: np.ndarray) -> np.ndarray:
