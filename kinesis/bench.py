@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
 
     repeats = 3 if args.quick else 7
     results = {"machine": machine_info(), "versions": versions(), "muscle_sim": {}}
-    console = Console()
+    console = Console(width=140)
     for embodiment in ("legs", "legs_back"):
         console.print(f"[bold]muscle sim[/] {embodiment} ...")
         results["muscle_sim"][embodiment] = bench_muscle_sim(embodiment, repeats)

@@ -16,6 +16,9 @@ import sys
 SUBCOMMAND_MODULES = (
     "kinesis.demo_cli",
     "kinesis.motions_cli",
+    "kinesis.eval_cli",
+    "kinesis.checkpoint_cli",
+    "kinesis.launch_cli",
     "kinesis.bench",
 )
 
