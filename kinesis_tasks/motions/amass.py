@@ -51,13 +51,13 @@ class SmplSkeleton:
                 f"'SMPL for Python' v1.1.0, take the neutral model (basicmodel_neutral_lbs_10_207_0_v1.1.0.pkl), "
                 f"save it as {SMPL_FILE} in a folder and pass that folder as --smpl-model-dir.")
         try:
-            model = smplx.SMPL(model_path=str(path), gender="neutral")
+            model = smplx.SMPL(model_path=str(path), gender="neutral", dtype=torch.float64)
         except Exception as error:  # smplx raises bare assertions/unpickling errors
             raise ValueError(f"{path}: not a loadable SMPL model file ({type(error).__name__}: {error})") from None
         with torch.no_grad():
             rest = torch.einsum("jv,vc->jc", model.J_regressor, model.v_template)
         self.path = path
-        self.rest_joints = rest[:BODY_JOINTS].double()
+        self.rest_joints = rest[:BODY_JOINTS]
         self.parents = model.parents[:BODY_JOINTS].clone()
 
     def joints(self, poses: np.ndarray, trans: np.ndarray) -> np.ndarray:

@@ -1,0 +1,172 @@
+"""ReferenceMotion, libraries and the embedded default library."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kinesis_tasks.motions import (
+    DEFAULT_BODIES,
+    ReferenceMotion,
+    default_library_path,
+    library_splits,
+    load_library,
+    load_motion,
+    save_library,
+    save_motion,
+)
+from kinesis_tasks.motions.library import find_motion
+from kinesis_tasks.motions.motion import read_motion_file
+from kinesis_tasks.motions.variants import SPEED_WORDS, speed_range
+
+
+@pytest.fixture(scope="module")
+def library():
+    return load_library()
+
+
+def straight_line(frames: int = 31, fps: float = 30.0, speed: float = 1.2) -> ReferenceMotion:
+    times = np.arange(frames) / fps
+    keypoints = np.zeros((frames, 7, 3))
+    keypoints[:, :, 0] = speed * times[:, None]
+    keypoints[:, :, 2] = np.linspace(0.05, 0.95, 7)
+    yaw = 0.5 * times
+    quat = np.column_stack([np.cos(yaw / 2), np.zeros(frames), np.zeros(frames), np.sin(yaw / 2)])
+    qpos = np.zeros((frames, 9))
+    qpos[:, 3:7] = quat
+    return ReferenceMotion(name="line", fps=fps, keypoints=keypoints, root_quat=quat, qpos=qpos,
+                           embodiment="legs", text="walk forward", source="test", licence="CC0")
+
+
+def test_default_library_is_embedded_small_and_split(library):
+    assert default_library_path().is_file()
+    assert default_library_path().stat().st_size < 3e6
+    splits = library_splits()
+    train, test = set(splits["train"]), set(splits["test"])
+    assert len(library) == 21 and len(test) == 5
+    assert not train & test and train | test == set(library)
+    assert set(load_library(split="test")) == test
+
+
+def test_default_motions_are_finite_labelled_and_touch_the_floor(library):
+    for motion in library.values():
+        assert motion.body_names[:7] == DEFAULT_BODIES and motion.body_names[7] == "head"
+        assert np.all(np.isfinite(motion.keypoints)) and motion.fps == 30.0 and motion.text
+        toes = motion.keypoints[:, [motion.body_index("toes_l"), motion.body_index("toes_r")], 2]
+        assert 0.0 < toes.min() < 0.04, motion.name  # toe body origin ~2 cm above the sole when flat
+        assert motion.keypoints[..., 2].min() > 0.0
+        assert 0.85 < motion.keypoints[:, 0, 2].mean() < 1.0  # pelvis height of MyoLegs
+
+
+def test_walking_clips_move_forward_at_their_labelled_speed(library):
+    walks = [m for m in library.values() if speed_range(m.text) is not None]
+    assert {m.text for m in walks} == {"walk forward slowly", "walk forward", "walk forward quickly"}
+    for motion in walks:
+        low, high = speed_range(motion.text)
+        root = motion.keypoints[:, 0]
+        speed = (root[-1, 0] - root[0, 0]) / motion.duration
+        assert low <= speed <= high, (motion.name, speed)
+        assert abs(root[-1, 1] - root[0, 1]) < 0.1  # straight ahead (+x)
+    assert SPEED_WORDS["slowly"][1] == SPEED_WORDS[""][0]
+
+
+def test_turns_go_the_labelled_way_and_standing_stays(library):
+    for subject in ("myosuite", "gaitanalysis"):
+        assert library[f"{subject}_turn_left"].keypoints[-1, 0, 1] > 3.0
+        assert library[f"{subject}_turn_right"].keypoints[-1, 0, 1] < -3.0
+        start = library[f"{subject}_start"].keypoints[:, 0]
+        assert np.ptp(start[:25, 0]) < 0.01 and start[-1, 0] > 2.0  # still first, walking at the end
+    assert np.ptp(library["stand_still"].keypoints, axis=0).max() < 1e-9
+
+
+def test_stored_qpos_reproduces_keypoints(library):
+    from kinesis_tasks.motions.kinematics import LegsKinematics
+
+    motion = library["gaitanalysis_walk_a"]
+    keypoints, clearance = LegsKinematics(motion.embodiment, motion.body_names).keypoints(motion.qpos[::10])
+    np.testing.assert_allclose(keypoints, motion.keypoints[::10], atol=1e-9)
+    assert np.all(clearance > -1e-6) and np.all(clearance < 1e-6)  # lowest foot geom on the floor
+
+
+def test_myosuite_cycle_duration_estimate():
+    from kinesis_tasks.motions.gait import myosuite_gait_cycle
+
+    cycle = myosuite_gait_cycle()
+    assert 0.95 < cycle.duration < 1.1 and 1.2 < cycle.speed < 1.3
+
+
+def test_velocities_are_central_differences():
+    motion = straight_line()
+    np.testing.assert_allclose(motion.velocities[:, :, 0], 1.2, atol=1e-12)
+    np.testing.assert_allclose(motion.velocities[:, :, 1:], 0.0, atol=1e-12)
+    assert not motion.velocities.flags.writeable and not motion.keypoints.flags.writeable
+
+
+def test_npz_round_trip_is_exact(tmp_path):
+    motion = straight_line()
+    for loaded in (read_motion_file(save_motion(motion, tmp_path / "one.npz")),
+                   load_library(save_library(tmp_path / "lib.npz", [motion], {"test": ["line"]}))["line"],
+                   load_library(save_library(tmp_path / "folder", [motion], {"test": ["line"]}), "test")["line"]):
+        for name in ("keypoints", "root_quat", "qpos"):
+            np.testing.assert_array_equal(getattr(loaded, name), getattr(motion, name))
+        for name in ("name", "fps", "body_names", "embodiment", "text", "source", "licence"):
+            assert getattr(loaded, name) == getattr(motion, name)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "lib.npz", "one.npz"]  # no temporaries left
+    assert load_motion(tmp_path / "one.npz").name == "line"
+
+
+def test_resample_keeps_duration_and_interpolates():
+    motion = straight_line(frames=31, fps=30.0)  # 1 s
+    for fps in (20.0, 30.0, 45.0, 100.0, 7.0):
+        resampled = motion.resample(fps)
+        assert abs(resampled.duration - motion.duration) <= 0.5 / fps
+        np.testing.assert_allclose(resampled.keypoints[:, 0, 0], 1.2 * resampled.times, atol=1e-12)
+        yaw = 2 * np.arctan2(resampled.root_quat[:, 3], resampled.root_quat[:, 0])
+        np.testing.assert_allclose(yaw, 0.5 * resampled.times, atol=1e-12)  # slerp of a constant-rate turn
+        np.testing.assert_allclose(np.linalg.norm(resampled.qpos[:, 3:7], axis=1), 1.0, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [({"fps": 0.0}, "fps must be"), ({"fps": float("nan")}, "fps must be"),
+     ({"keypoints": np.zeros((10, 6, 3))}, "shape [T, 7, 3]"), ({"keypoints": np.zeros((1, 7, 3))}, "at least 2"),
+     ({"root_quat": np.zeros((31, 4))}, "unit quaternions"), ({"qpos": np.zeros((30, 9))}, "qpos must have shape"),
+     ({"embodiment": ""}, "without the embodiment"), ({"name": ""}, "non-empty")],
+)
+def test_invalid_motions_are_rejected(change, message):
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        straight_line().replace(**change)
+
+
+def test_nan_frames_are_named():
+    keypoints = np.array(straight_line().keypoints)
+    keypoints[4, 2, 1] = np.nan
+    with pytest.raises(ValueError, match=r"motion 'line': keypoints has non-finite values.*\[4\]"):
+        straight_line().replace(keypoints=keypoints)
+
+
+def test_bad_files_name_the_file_and_problem(tmp_path):
+    good = save_motion(straight_line(), tmp_path / "good.npz")
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(good.read_bytes()[:200])
+    with pytest.raises(ValueError, match="truncated.npz: not a readable"):
+        read_motion_file(truncated)
+    foreign = tmp_path / "foreign.npz"
+    np.savez(foreign, poses=np.zeros((3, 156)))
+    with pytest.raises(ValueError, match="foreign.npz: not a motion library"):
+        load_library(foreign)
+    pickled = tmp_path / "pickled.npz"
+    np.savez(pickled, format=np.asarray("kinesis-motion-1"), keypoints=np.array([object()], dtype=object))
+    with pytest.raises(ValueError, match="pickled.npz"):
+        read_motion_file(pickled)
+    with pytest.raises(FileNotFoundError, match="missing.npz"):
+        load_library(tmp_path / "missing.npz")
+
+
+def test_unknown_names_and_splits_suggest_alternatives(library):
+    with pytest.raises(ValueError, match="did you mean myosuite_walk_a"):
+        find_motion(library, "myosuite_walk_aa", "default")
+    with pytest.raises(ValueError, match=r"no split 'val'; it has \['test', 'train'\]"):
+        load_library(split="val")
+    with pytest.raises(ValueError, match="duplicate motion names"):
+        save_library("unused.npz", [straight_line(), straight_line()])

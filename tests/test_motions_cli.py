@@ -1,0 +1,26 @@
+"""`kinesis motions ...` end to end on the default library."""
+
+from __future__ import annotations
+
+from kinesis.cli import main
+
+
+def test_list_show_and_split(capsys):
+    assert main(["motions", "list", "default:test"]) == 0
+    out = capsys.readouterr().out
+    assert "gaitanalysis_turn_right" in out and "5 motions in default:test" in out
+    assert main(["motions", "show", "myosuite_walk_slow_a"]) == 0
+    out = capsys.readouterr().out
+    assert "walk forward slowly" in out and "split            train" in out and "0.75 m/s" in out
+
+
+def test_unknown_name_lists_close_matches(capsys):
+    assert main(["motions", "show", "myosuite_turn_lft"]) == 2
+    assert "did you mean myosuite_turn_left" in capsys.readouterr().err
+
+
+def test_preview_writes_a_png(tmp_path, capsys):
+    out = tmp_path / "walk.png"
+    assert main(["motions", "preview", "stand_still", "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["motions", "preview", "stand_still", "--out", str(tmp_path / "x.jpg")]) == 2
