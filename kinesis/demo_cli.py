@@ -28,17 +28,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("MUJOCO_GL", "osmesa")
-    import numpy as np
     from rich.console import Console
     from rich.table import Table
 
     from kinesis_tasks import MuscleSim, load_embodiment
+    from kinesis_tasks.controllers import hold_pose_action, relax_action
 
     console = Console()
     model = load_embodiment(args.embodiment)
     sim = MuscleSim(model, control_mode="target_length")
-    hold_pose = 2.0 * sim.data.actuator_length / model.actuator_lengthrange[:, 1] - 1.0
-    relax = np.ones(model.nu)  # target length = maximum: no pull
+    hold_pose, relax = hold_pose_action(model), relax_action(model)
     steps = int(round(args.seconds / sim.control_dt))
     touch = slice(model.sensor("r_foot").adr[0], model.sensor("l_toes").adr[0] + 1)
 
