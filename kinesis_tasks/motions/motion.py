@@ -232,6 +232,7 @@ def write_npz_atomic(path: str | Path, arrays: dict[str, np.ndarray]) -> Path:
     try:
         with os.fdopen(handle, "wb") as stream:
             np.savez_compressed(stream, **arrays)
+        os.chmod(temporary, 0o644)  # mkstemp creates 0600
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
