@@ -1,0 +1,198 @@
+"""sim_node: the MuJoCo muscle simulation (kinesis_tasks.MuscleSim) as a ROS 2 node.
+
+Run: ``python -m kinesis_sim_node.sim_node [--ros-args -p clock:=realtime ...]``.
+Parameters and their defaults: ``config/sim_node.yaml``.
+
+Publishes ``/kinesis/sim_state`` (SimState, latched: transient local, depth 1), ``/joint_states``
+(hinge and slide joints) and ``/kinesis/muscle_state``; subscribes ``/kinesis/muscle_command``.
+Services: ``~/reset`` (kinesis_msgs/Reset: qpos if given, else the model default; the motion name
+is for the policy node, the seed is logged: the simulation itself draws no random numbers),
+``~/pause`` (std_srvs/SetBool: true pauses, false resumes) and ``~/step`` (kinesis_msgs/Step:
+lockstep only, while paused; each step applies the command that answers the current state if one
+came, else holds the last applied action).
+
+Clocks:
+* ``lockstep``: the node publishes a state (``step`` = k) and applies the command whose
+  ``state_step`` is k for one control period, then publishes state k + 1. A run is exactly an
+  offline ``MuscleSim`` run with the same actions.
+* ``realtime``: a wall-clock timer at ``control_rate_hz`` steps with the last command held. When no
+  command came for ``watchdog_timeout_s`` (or none yet), every muscle is relaxed
+  (``messages.relaxed_action``: -1 in direct mode, +1 in target-length mode) and a warning is
+  logged once per stall.
+
+A command with the wrong embodiment, mode or length, NaN/inf or values outside [-1, 1] (or, in
+lockstep, answering another step) is never applied: it is counted in the parameter
+``rejected.<reason>`` and logged (throttled) with all counts so far.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+
+import numpy as np
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import JointState
+from std_srvs.srv import SetBool
+
+from kinesis_msgs.msg import MuscleCommand, MuscleState, SimState
+from kinesis_msgs.srv import Reset, Step
+from kinesis_sim_node import messages
+from kinesis_tasks import MuscleSim, load_embodiment
+from kinesis_tasks.config import load_config
+
+CLOCKS = ("lockstep", "realtime")
+
+
+class SimNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("sim_node", **kwargs)
+        numeric = ParameterDescriptor(dynamic_typing=True)  # accept 30 as well as 30.0
+        p = {name: self.declare_parameter(name, value, numeric if isinstance(value, float) else ParameterDescriptor()).value
+             for name, value in load_config("sim_node")["/**"]["ros__parameters"].items()}
+        if p["clock"] not in CLOCKS:
+            raise ValueError(f"parameter clock must be one of {CLOCKS}, got {p['clock']!r}")
+        self.embodiment, self.clock, self.mode = str(p["embodiment"]), p["clock"], p["control_mode"]
+        model = load_embodiment(self.embodiment)
+        self.sim = MuscleSim(model, control_mode=self.mode, substeps=substeps_for_rate(model.opt.timestep, float(p["control_rate_hz"])),
+                             muscle_condition=p["muscle_condition"])
+        self.layout = messages.StateLayout.from_model(model)
+        self.relaxed = messages.relaxed_action(self.mode, model.nu)
+        self.every = {topic: publish_every(float(p["control_rate_hz"]), float(p[f"{topic}_rate_hz"])) for topic in ("joint_state", "muscle_state")}
+        self.watchdog_timeout = float(p["watchdog_timeout_s"])
+        self.held, self.pending, self.step_index, self.paused = self.relaxed, None, 0, False
+        self.last_command_time: float | None = None
+        self.stalled = False
+        self.rejected: Counter[str] = Counter()
+        for reason in messages.REJECT_REASONS:
+            self.declare_parameter(f"rejected.{reason}", 0, ParameterDescriptor(description="output: rejected commands"))
+
+        self.state_pub = self.create_publisher(SimState, "/kinesis/sim_state", messages.SIM_STATE_QOS)
+        self.joint_pub = self.create_publisher(JointState, "/joint_states", 10)
+        self.muscle_pub = self.create_publisher(MuscleState, "/kinesis/muscle_state", 10)
+        self.create_subscription(MuscleCommand, "/kinesis/muscle_command", self.on_command, 10)
+        self.create_service(Reset, "~/reset", self.on_reset)
+        self.create_service(SetBool, "~/pause", self.on_pause)
+        self.create_service(Step, "~/step", self.on_step)
+        if self.clock == "realtime":
+            self.create_timer(self.sim.control_dt, self.on_timer)
+        self.publish_state()
+        self.get_logger().info(f"ready: {self.embodiment} ({model.nu} muscles), {self.mode} control, {self.clock} clock "
+                               f"at {1 / self.sim.control_dt:g} Hz")
+
+    def on_command(self, msg: MuscleCommand) -> None:
+        try:
+            action = messages.command_action(msg, embodiment=self.embodiment, mode=self.mode, nu=self.sim.nu)
+            if self.clock == "lockstep" and msg.state_step != self.step_index:
+                raise messages.RejectedCommand("stale", f"answers step {msg.state_step}, the current step is {self.step_index}")
+        except messages.RejectedCommand as error:
+            self.reject(error)
+            return
+        if self.clock == "realtime":
+            self.held, self.last_command_time = action, time.monotonic()
+            if self.stalled:
+                self.get_logger().info("commands resumed")
+                self.stalled = False
+        elif self.paused:
+            self.pending = action
+        else:
+            self.advance(action)
+
+    def on_timer(self) -> None:
+        if self.paused:
+            return
+        silent = self.last_command_time is None or time.monotonic() - self.last_command_time > self.watchdog_timeout
+        if silent and self.last_command_time is not None and not self.stalled:
+            self.get_logger().warning(f"watchdog: no muscle command for {self.watchdog_timeout:g} s, relaxing all muscles")
+            self.stalled = True
+        self.advance(self.relaxed if silent else self.held)
+
+    def advance(self, action: np.ndarray) -> None:
+        self.sim.step(action)
+        self.held = action
+        self.step_index += 1
+        self.publish_state()
+
+    def publish_state(self) -> None:
+        self.state_pub.publish(messages.sim_state_msg(self.sim, self.layout, embodiment=self.embodiment, step=self.step_index))
+        if self.every["joint_state"] and self.step_index % self.every["joint_state"] == 0:
+            self.joint_pub.publish(messages.joint_state_msg(self.sim, self.layout))
+        if self.every["muscle_state"] and self.step_index % self.every["muscle_state"] == 0:
+            self.muscle_pub.publish(messages.muscle_state_msg(self.sim, self.layout))
+
+    def reject(self, error: messages.RejectedCommand) -> None:
+        self.rejected[error.reason] += 1
+        self.set_parameters([Parameter(f"rejected.{error.reason}", value=self.rejected[error.reason])])
+        counts = ", ".join(f"{reason}={count}" for reason, count in sorted(self.rejected.items()))
+        self.get_logger().warning(f"rejected muscle command ({error}); rejected so far: {counts}", throttle_duration_sec=1.0)
+
+    def on_reset(self, request: Reset.Request, response: Reset.Response) -> Reset.Response:
+        qpos = np.array(request.qpos, dtype=np.float64) if len(request.qpos) else None
+        try:
+            self.sim.reset(qpos=qpos)
+        except ValueError as error:
+            response.success, response.message = False, f"reset refused: {error}"
+            return response
+        self.held, self.pending, self.step_index, self.last_command_time = self.relaxed, None, 0, None
+        self.publish_state()
+        response.success = True
+        response.message = (f"reset to {'the given qpos' if qpos is not None else 'the model default'}"
+                            f" (motion {request.motion!r}, seed {request.seed})")
+        self.get_logger().info(response.message)
+        return response
+
+    def on_pause(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
+        self.paused = bool(request.data)
+        response.success, response.message = True, "paused" if self.paused else "resumed"
+        if not self.paused and self.pending is not None:
+            action, self.pending = self.pending, None
+            self.advance(action)
+        return response
+
+    def on_step(self, request: Step.Request, response: Step.Response) -> Step.Response:
+        if self.clock != "lockstep" or not self.paused:
+            response.success = False
+            response.message = "step needs the lockstep clock" if self.clock != "lockstep" else "pause the simulation first"
+        else:
+            for _ in range(request.n):
+                action, self.pending = (self.held if self.pending is None else self.pending), None
+                self.advance(action)
+            response.success, response.message = True, f"stepped {request.n}"
+        response.step = self.step_index
+        return response
+
+
+def substeps_for_rate(timestep: float, control_rate_hz: float) -> int:
+    """Physics steps per control step; the control rate must divide the physics rate 1/timestep."""
+    ratio = 1.0 / (timestep * control_rate_hz) if control_rate_hz > 0 else 0.0
+    if ratio < 1 or abs(ratio - round(ratio)) > 1e-6:
+        raise ValueError(f"parameter control_rate_hz={control_rate_hz:g} must divide the physics rate {1 / timestep:g} Hz")
+    return int(round(ratio))
+
+
+def publish_every(control_rate_hz: float, rate_hz: float) -> int:
+    """Publish every n-th control step for ``rate_hz`` (0: never)."""
+    return max(1, int(round(control_rate_hz / rate_hz))) if rate_hz > 0 else 0
+
+
+def main(args: list[str] | None = None) -> int:
+    try:
+        with rclpy.init(args=args):
+            try:
+                node = SimNode()
+            except ValueError as error:  # a bad parameter: say which, without a traceback
+                print(f"sim_node: error: {error}", file=sys.stderr)
+                return 2
+            rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
