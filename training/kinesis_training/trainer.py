@@ -1,0 +1,203 @@
+"""The PPO training loop of one run: collect >= ``min_batch_size`` samples, update, log, checkpoint.
+
+A run lives in one folder (``runs/NAME``)::
+
+    config.yaml            the complete TrainConfig
+    model.pth              latest checkpoint (original KINESIS layout), written after every epoch
+    model_<epoch>.pth      every ``save_every`` epochs
+    best.pth, best.json    highest mean episode return so far (and its epoch)
+    events.out.tfevents.*  TensorBoard scalars (see kinesis_training.logging)
+
+``Trainer(config, run_dir, resume=True)`` continues from ``model.pth`` (weights, optimizer states, epoch,
+frame). Ctrl-C writes ``model.pth`` with the current weights (epoch = the last completed one) and
+re-raises. Fresh runs are deterministic given ``seed`` for the in-process sampler and for 'mp' with a
+fixed worker count (both give the same batches); resumed runs reseed their workers from (seed, epoch).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from kinesis_tasks.imitation import ImitationConfig, ImitationEnv
+from kinesis_tasks.vector_env import VectorImitationEnv
+
+from kinesis_training.checkpoint import infer_spec, load_checkpoint, load_moe_from_experts, save_checkpoint
+from kinesis_training.config import TrainConfig, save_config, to_dict
+from kinesis_training.logging import TrainLogger
+from kinesis_training.networks import Critic
+from kinesis_training.policies import Actor, MoEActor
+from kinesis_training.ppo import PPO, RolloutBatch
+from kinesis_training.presets import build_actor, build_critic, get_preset
+from kinesis_training.samplers import EnvFactory, make_sampler
+
+DRY_RUN_BATCH = 64
+"""Samples of the single epoch of a dry run."""
+
+
+@dataclass(frozen=True)
+class ImitationEnvFactory:
+    """Picklable ``make_env(num_envs) -> VectorImitationEnv`` for the samplers (config kept as plain data)."""
+
+    config: dict[str, Any]
+    """``to_dict(ImitationConfig)``."""
+
+    @staticmethod
+    def of(config: ImitationConfig) -> ImitationEnvFactory:
+        return ImitationEnvFactory(to_dict(config))
+
+    def __call__(self, num_envs: int) -> VectorImitationEnv:
+        return VectorImitationEnv(num_envs, ImitationConfig.from_dict(self.config))
+
+
+def env_sizes(config: ImitationConfig) -> tuple[int, int]:
+    """(observation size, action size) of the imitation env of ``config``."""
+    env = ImitationEnv(config)
+    return env.observation_space.shape[0], env.action_space.shape[0]
+
+
+def build_networks(config: TrainConfig, obs_dim: int, action_dim: int) -> tuple[Actor, Critic]:
+    """Fresh networks of a run: MoE over ``experts`` (critic from expert 0), ``init_from``, or the preset."""
+    if config.actor == "moe":
+        policy = load_moe_from_experts(config.experts, get_preset(config.network).gate_units,
+                                       freeze_expert_norms=config.freeze_expert_norms)
+        critic = load_checkpoint(config.experts[0], obs_dim=obs_dim, action_dim=action_dim).critic
+        if policy.obs_dim != obs_dim or policy.action_dim != action_dim:
+            raise ValueError(f"experts {config.experts[0]}...: sizes {policy.obs_dim}/{policy.action_dim} differ from "
+                             f"the env's {obs_dim}/{action_dim}")
+        return policy, critic
+    if config.init_from:
+        ckpt = load_checkpoint(config.init_from, obs_dim=obs_dim, action_dim=action_dim)
+        return ckpt.policy, ckpt.critic
+    preset = get_preset(config.network)
+    return build_actor(config.actor, obs_dim, action_dim, preset), build_critic(obs_dim, preset)
+
+
+class Trainer:
+    """One run: networks, PPO, sampler, logger; ``train()`` runs the remaining epochs."""
+
+    def __init__(self, config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
+                 make_env: EnvFactory | None = None, progress: bool = True) -> None:
+        self.config, self.run_dir, self.progress = config, Path(run_dir), progress
+        self.make_env = make_env if make_env is not None else ImitationEnvFactory.of(config.imitation)
+        self.checkpoint_path = self.run_dir / "model.pth"
+        obs_dim, action_dim = env_sizes(config.imitation)
+        optimizer_states: tuple[Any, Any] = ({}, {})
+        if resume:
+            if not self.checkpoint_path.is_file():
+                raise ValueError(f"--resume: no checkpoint {self.checkpoint_path} to resume from")
+            ckpt = load_checkpoint(self.checkpoint_path, obs_dim=obs_dim, action_dim=action_dim)
+            policy, critic, self.epoch, self.frame = ckpt.policy, ckpt.critic, ckpt.epoch, ckpt.frame
+            optimizer_states = (ckpt.optimizer_policy, ckpt.optimizer_value)
+            if isinstance(policy, MoEActor):
+                policy.freeze_expert_norms = config.freeze_expert_norms
+        else:
+            if self.checkpoint_path.exists():
+                raise ValueError(f"run folder {self.run_dir} already holds model.pth; pass --resume or another --name")
+            torch.manual_seed(config.seed)
+            policy, critic = build_networks(config, obs_dim, action_dim)
+            self.epoch, self.frame = 0, 0
+        self.spec = infer_spec(policy.state_dict(), critic.state_dict())
+        device = torch.device(config.device)
+        self.policy, self.critic = policy.to(device), critic.to(device)
+        self.ppo = PPO(self.policy, self.critic, config.ppo, *optimizer_states)
+        self.best = self._read_best()
+        save_config(config, self.run_dir / "config.yaml")
+
+    def _read_best(self) -> float:
+        path = self.run_dir / "best.json"
+        return json.loads(path.read_text())["episode/return"] if path.is_file() else -math.inf
+
+    def _sampler_seed(self) -> int:
+        if self.epoch == 0:
+            return self.config.seed
+        return int(np.random.SeedSequence([self.config.seed, self.epoch]).generate_state(1)[0] >> 1)
+
+    def save(self, path: Path | None = None) -> Path:
+        """Writes the current state (original layout) to ``path`` (default ``model.pth``)."""
+        path = path or self.checkpoint_path
+        save_checkpoint(path, self.policy, self.critic, epoch=self.epoch, frame=self.frame,
+                        optimizer_policy=self.ppo.optimizer_policy, optimizer_value=self.ppo.optimizer_value)
+        return path
+
+    def train(self, epochs: int | None = None) -> dict[str, float]:
+        """Runs epochs ``epoch + 1 .. epochs`` (default ``config.epochs``); returns the last epoch's scalars."""
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        config, last = self.config, epochs if epochs is not None else self.config.epochs
+        sampler = make_sampler(config.sampler, self.make_env, self.spec, workers=config.num_workers,
+                               envs_per_worker=config.envs_per_worker, seed=self._sampler_seed(),
+                               ray_address=config.ray_address)
+        logger = TrainLogger(self.run_dir, wandb=config.wandb, name=self.run_dir.name, config=to_dict(config))
+        scalars: dict[str, float] = {}
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                   TextColumn("{task.fields[status]}"))
+        try:
+            with Progress(*columns, disable=not self.progress, transient=False) as bar:
+                task = bar.add_task(self.run_dir.name, total=last, completed=self.epoch, status="")
+                while self.epoch < last:
+                    scalars = self._epoch(sampler)
+                    logger.log(scalars, self.epoch)
+                    bar.update(task, completed=self.epoch, status=f"return {scalars['episode/return']:.2f}  "
+                               f"success {scalars['episode/success_rate']:.2f}  {scalars['perf/samples_per_s']:.0f} samples/s")
+        except KeyboardInterrupt:
+            self.save()
+            raise
+        finally:
+            sampler.close()
+            logger.close()
+        return scalars
+
+    def _epoch(self, sampler) -> dict[str, float]:
+        start = time.perf_counter()
+        rollout = sampler.collect(self.policy, self.config.min_batch_size)
+        sampled = time.perf_counter()
+        stats = self.ppo.update(RolloutBatch(
+            obs=torch.from_numpy(rollout.obs), actions=torch.from_numpy(rollout.actions),
+            rewards=torch.from_numpy(rollout.rewards), masks=torch.from_numpy(rollout.masks),
+            log_probs=torch.from_numpy(rollout.log_probs),
+        ))
+        updated = time.perf_counter()
+        self.epoch += 1
+        self.frame += len(rollout)
+        scalars = {
+            **rollout.stats.summary(),
+            **{f"ppo/{k}": v for k, v in stats.items()},
+            "perf/samples_per_s": len(rollout) / (sampled - start),
+            "perf/sample_s": sampled - start,
+            "perf/update_s": updated - sampled,
+            "perf/batch_size": float(len(rollout)),
+        }
+        self.save()
+        if self.config.save_every and self.epoch % self.config.save_every == 0:
+            self.save(self.run_dir / f"model_{self.epoch}.pth")
+        episode_return = scalars["episode/return"]
+        if math.isfinite(episode_return) and episode_return > self.best:
+            self.best = episode_return
+            self.save(self.run_dir / "best.pth")
+            (self.run_dir / "best.json").write_text(json.dumps({"epoch": self.epoch, "episode/return": episode_return}))
+        return scalars
+
+
+def dry_run_config(config: TrainConfig) -> TrainConfig:
+    """``config`` shrunk to one tiny epoch (``DRY_RUN_BATCH`` samples, at most 2 workers, 1 PPO epoch)."""
+    return replace(config, epochs=1, min_batch_size=DRY_RUN_BATCH, workers=min(config.num_workers, 2),
+                   envs_per_worker=1, save_every=0, ppo=replace(config.ppo, opt_epochs=1))
+
+
+def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False, dry_run: bool = False,
+          progress: bool = True, make_env: EnvFactory | None = None) -> dict[str, float]:
+    """Builds a Trainer and trains to ``config.epochs`` (dry run: one tiny epoch); returns the last scalars."""
+    if dry_run:
+        config = dry_run_config(config)
+    trainer = Trainer(config, run_dir, resume=resume, make_env=make_env, progress=progress)
+    if dry_run:
+        return trainer.train(trainer.epoch + 1)
+    return trainer.train()
