@@ -110,7 +110,7 @@ class VizNode(Node):
         self.reference, self.dirty = msg, True
 
     def on_tracking(self, msg: TrackingStatus) -> None:
-        self.tracking = msg
+        self.tracking, self.dirty = msg, True
 
     def on_goal(self, topic: str, msg: PointStamped) -> None:
         self.goals[topic] = np.array([msg.point.x, msg.point.y, msg.point.z])
