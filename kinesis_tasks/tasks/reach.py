@@ -1,0 +1,95 @@
+"""Target reach: walk the root (pelvis) to a point on the floor.
+
+Goal -> reference (KINESIS point-goal): the root keypoint is set toward the goal
+and the other tracked keypoints to their current positions. Unlike KINESIS, which
+puts the root keypoint at the goal itself, the step is capped at
+``max_reference_step`` (config) so the reference stays within reach of the tracker;
+``max_reference_step: null`` restores the KINESIS behaviour. The reference root keeps
+its current height; the goal's z is ignored. The root reference velocity points at
+the goal with the cruise ``speed``, slowing linearly inside ``slowdown_radius``.
+
+Reward terms: ``progress`` (decrease of the horizontal root-goal distance over the
+step, divided by speed * dt and clipped to [-1, 1]), ``imitation`` (KINESIS body
+position term against the reference taken at the previous state) and ``success``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import numpy as np
+
+from kinesis_tasks.tasks import base
+from kinesis_tasks.tasks.base import TaskState
+
+
+@dataclass(frozen=True)
+class ReachConfig:
+    """Reach parameters (``reach`` section of config/tasks.yaml)."""
+
+    success_radius: float = 0.3
+    max_reference_step: float | None = 0.5
+    speed: float = 1.2
+    slowdown_radius: float = 1.0
+    max_time: float = 20.0
+    fall_height: float = 0.5
+    k_pos: float = 200.0
+    weights: Mapping[str, float] = field(default_factory=lambda: {"progress": 1.0, "imitation": 0.2, "success": 1.0})
+
+    @classmethod
+    def from_config(cls) -> ReachConfig:
+        return cls(**base.task_config("reach"))
+
+
+def goal_xy(goal: np.ndarray) -> np.ndarray:
+    """[2] horizontal part of a goal point [2] or [3] (ValueError otherwise)."""
+    goal = np.asarray(goal, dtype=np.float64)
+    if goal.shape not in ((2,), (3,)) or not np.all(np.isfinite(goal)):
+        raise ValueError(f"goal must be a finite point [x, y] or [x, y, z] in m, got {goal!r}")
+    return goal[:2]
+
+
+def goal_distance(state: TaskState, goal: np.ndarray) -> float:
+    """Horizontal root-to-goal distance, m."""
+    return float(np.linalg.norm(goal_xy(goal) - state.root_pos[:2]))
+
+
+class ReachTask:
+    """Target reach; the goal is a point [x, y(, z)] on the floor, m."""
+
+    name = "reach"
+
+    def __init__(self, config: ReachConfig | None = None) -> None:
+        self.config = config or ReachConfig.from_config()
+
+    def reference(self, state: TaskState, goal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(ref_pos, ref_vel) [K, 3]: root toward the goal (capped step), others at their current positions."""
+        cfg = self.config
+        target, root = goal_xy(goal), state.root_pos[:2]
+        root_ref = base.capped_step(root, target, cfg.max_reference_step)
+        return base.root_goal_reference(state, root_ref, base.approach_velocity(target - root, cfg.speed, cfg.slowdown_radius))
+
+    def reward(self, previous: TaskState, state: TaskState, goal: np.ndarray) -> dict[str, float]:
+        """{"progress", "imitation", "success"} of the step previous -> state."""
+        cfg = self.config
+        dt = base.step_dt(previous, state)
+        progress = (goal_distance(previous, goal) - goal_distance(state, goal)) / (cfg.speed * dt)
+        ref_pos, _ = self.reference(previous, goal)
+        return {
+            "progress": float(np.clip(progress, -1.0, 1.0)),
+            "imitation": base.imitation_term(state.body_pos, ref_pos, cfg.k_pos),
+            "success": float(self.success(state, goal)),
+        }
+
+    def total(self, terms: Mapping[str, float]) -> float:
+        return base.weighted_total(terms, self.config.weights)
+
+    def success(self, state: TaskState, goal: np.ndarray) -> bool:
+        """Root within ``success_radius`` (horizontal distance) of the goal."""
+        return goal_distance(state, goal) <= self.config.success_radius
+
+    def done(self, state: TaskState, goal: np.ndarray) -> bool:
+        """Success, a fall (root below ``fall_height``) or the time limit."""
+        cfg = self.config
+        return self.success(state, goal) or base.fallen(state, cfg.fall_height) or state.time >= cfg.max_time
