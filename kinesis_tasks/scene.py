@@ -49,7 +49,6 @@ class Shape(IntEnum):
 DEFAULT_GEOM_GROUPS: tuple[int, ...] = (0, 4)
 #: MuJoCo's default geom colour; a geom with a material and this colour takes the material's colour.
 _DEFAULT_GEOM_RGBA = np.array([0.5, 0.5, 0.5, 1.0], dtype=np.float32)
-_PULLEY = -2
 
 
 @dataclass(frozen=True)

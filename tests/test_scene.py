@@ -141,3 +141,24 @@ def test_matrix_to_quat_matches_mujoco():
 def test_reference_frame_loops():
     keypoints = np.zeros((30, 7, 3))
     assert [reference_frame(keypoints, 30.0, t) for t in (0.0, 0.5, 1.0, 1.01)] == [0, 15, 0, 0]
+
+
+PULLEY_XML = """
+<mujoco>
+  <worldbody>
+    <site name="a" pos="0 0 1"/><site name="b" pos="0.2 0 1"/><site name="c" pos="-0.2 0 1"/>
+    <body pos="0 0 0.5"><joint type="slide" axis="0 0 1"/><geom size="0.05" mass="1"/><site name="d"/></body>
+  </worldbody>
+  <tendon>
+    <spatial name="split"><site site="d"/><site site="a"/><pulley divisor="2"/><site site="d"/><site site="b"/>
+    <pulley divisor="2"/><site site="d"/><site site="c"/></spatial>
+  </tendon>
+  <actuator><muscle tendon="split" lengthrange="0.5 1.5"/></actuator>
+</mujoco>
+"""
+
+
+def test_pulley_muscles_are_refused():
+    model = mujoco.MjModel.from_xml_string(PULLEY_XML)
+    with pytest.raises(ValueError, match="'split' has a pulley"):
+        SceneLayout.from_model(model, tracked_bodies=())

@@ -8,7 +8,6 @@ FrameTransforms hold one world -> body transform per body (named like the MuJoCo
 
 from __future__ import annotations
 
-import numpy as np
 from foxglove.messages import (
     Color, CubePrimitive, CylinderPrimitive, FrameTransform, FrameTransforms, LinePrimitive,
     LinePrimitiveLineType, Point3, Pose, Quaternion, SceneEntity, SceneUpdate, SpherePrimitive,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from functools import partial
+from pathlib import Path
 
 import foxglove
 import mujoco
@@ -71,6 +72,8 @@ class VizNode(Node):
         self.goals: dict[str, np.ndarray] = {}
         self.dirty, self.last_publish = False, 0.0
 
+        if record:
+            Path(record).parent.mkdir(parents=True, exist_ok=True)
         self.recorder = foxglove.open_mcap(record, allow_overwrite=True) if record else None
         self.server = foxglove.start_server(name="kinesis", host="127.0.0.1", port=port) if serve else None
         self.scene_channel = SceneUpdateChannel(SCENE_TOPIC)
