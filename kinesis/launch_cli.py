@@ -1,4 +1,4 @@
-"""`kinesis launch`: run a ROS 2 YAML launch file (see kinesis/launch.py for the supported format).
+"""`kinesis launch`: run a ROS 2 YAML launch file (the supported format: kinesis/launch_file.py).
 
 NAME is a file of the repository's launch/ folder without `.launch.yaml` (locomotion,
 text_to_motion, target_reach, directional, ball_kick), or a path. Arguments are name:=value;
@@ -31,11 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kinesis import launch
+    from kinesis import launch, launch_file
 
-    path = launch.resolve_launch_file(args.launch_file)
-    overrides = launch.parse_launch_arguments(args.arguments)
-    plan = launch.load_launch(path, overrides)
+    path = launch_file.resolve_launch_file(args.launch_file)
+    plan = launch_file.load_launch(path, launch_file.parse_launch_arguments(args.arguments))
     if args.show_args:
         for argument in plan.arguments.values():
             print(f"{argument.name}:={argument.value!r}  {argument.description}")

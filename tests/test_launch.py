@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from kinesis import launch
+from kinesis import launch_file
 
 TIMEOUT_S = 30.0
 RUNNER = [sys.executable, "-P", "-m", "kinesis.launch_cli", "--sigint-timeout", "1", "--sigterm-timeout", "1"]
@@ -64,7 +64,7 @@ launch:
     - {{from: /joint_states, to: /robot/joint_states}}
     on_exit: shutdown
 """)
-    plan = launch.load_launch(path, {"world": "legs_back"})
+    plan = launch_file.load_launch(path, {"world": "legs_back"})
     (process,) = plan.processes
     assert process.name == "sim_legs_back" and process.shutdown_on_exit
     assert process.cmd == (
@@ -81,7 +81,7 @@ launch:
 
 def test_find_pkg_share_uses_the_ament_index(tmp_path):
     path = write(tmp_path, "launch:\n- executable: {cmd: echo $(find-pkg-share std_msgs)/msg, name: e}\n")
-    (process,) = launch.load_launch(path).processes
+    (process,) = launch_file.load_launch(path).processes
     share = Path(process.cmd[1])
     assert share == Path(sys.prefix) / "share" / "std_msgs" / "msg" and (share / "Header.msg").is_file()
 
@@ -101,8 +101,8 @@ launch:
 - executable: {cmd: echo plain, name: plain, unless: $(var extra)}
 """)
     names = lambda plan: [(p.name, p.cmd[-1]) for p in plan.processes]  # noqa: E731
-    assert names(launch.load_launch(path)) == [("say", "inner"), ("say-2", "outer"), ("plain", "plain")]
-    assert names(launch.load_launch(path, {"extra": "1"})) == [("say", "inner"), ("say-2", "outer"), ("extra", "extra")]
+    assert names(launch_file.load_launch(path)) == [("say", "inner"), ("say-2", "outer"), ("plain", "plain")]
+    assert names(launch_file.load_launch(path, {"extra": "1"})) == [("say", "inner"), ("say-2", "outer"), ("extra", "extra")]
 
 
 @pytest.mark.parametrize("text, arguments, message", [
@@ -120,22 +120,22 @@ launch:
 ])
 def test_errors_name_the_problem(tmp_path, text, arguments, message):
     with pytest.raises(ValueError) as error:
-        launch.load_launch(write(tmp_path, text), arguments)
+        launch_file.load_launch(write(tmp_path, text), arguments)
     assert message in str(error.value)
 
 
 def test_launch_arguments_and_names():
-    assert launch.parse_launch_arguments(["a:=1", "b:=", "c:=x:=y"]) == {"a": "1", "b": "", "c": "x:=y"}
+    assert launch_file.parse_launch_arguments(["a:=1", "b:=", "c:=x:=y"]) == {"a": "1", "b": "", "c": "x:=y"}
     with pytest.raises(ValueError, match="name:=value"):
-        launch.parse_launch_arguments(["a=1"])
-    assert launch.resolve_launch_file("locomotion") == launch.LAUNCH_DIR / "locomotion.launch.yaml"
+        launch_file.parse_launch_arguments(["a=1"])
+    assert launch_file.resolve_launch_file("locomotion") == launch_file.LAUNCH_DIR / "locomotion.launch.yaml"
     with pytest.raises(FileNotFoundError, match="locomotion"):
-        launch.resolve_launch_file("no_such_demo")
+        launch_file.resolve_launch_file("no_such_demo")
 
 
 @pytest.mark.parametrize("demo", DEMOS)
 def test_demo_launch_files(demo):
-    plan = launch.load_launch(launch.resolve_launch_file(demo), {"headless": "true", "duration": "4", "record": "/tmp/x.mcap"})
+    plan = launch_file.load_launch(launch_file.resolve_launch_file(demo), {"headless": "true", "duration": "4", "record": "/tmp/x.mcap"})
     modules = {p.name: p.cmd[p.cmd.index("-m") + 1] for p in plan.processes}
     expected = {"sim_node": "kinesis_sim_node.sim_node", "viz_node": "kinesis_sim_node.viz_node",
                 "policy_node": "kinesis_policy_node.policy_node"}
@@ -147,7 +147,7 @@ def test_demo_launch_files(demo):
     assert by_name["sim_node"].shutdown_on_exit
     viz = by_name["viz_node"].cmd
     assert "foxglove:=false" in viz and "record:=/tmp/x.mcap" in viz
-    viewer = {p.name: p for p in launch.load_launch(launch.resolve_launch_file(demo)).processes}["viz_node"]
+    viewer = {p.name: p for p in launch_file.load_launch(launch_file.resolve_launch_file(demo)).processes}["viz_node"]
     assert "foxglove:=true" in viewer.cmd and "record:=''" in viewer.cmd
 
 
