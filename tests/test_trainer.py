@@ -1,0 +1,135 @@
+"""Trainer and `kinesis train`: dry run end to end, original checkpoint layout, config.yaml, TensorBoard, resume,
+determinism, MoE gate training over frozen experts."""
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from kinesis_tasks.motions import load_library, save_library
+
+from kinesis import train_cli
+from kinesis_training.checkpoint import CHECKPOINT_KEYS, load_checkpoint
+from kinesis_training.config import TrainConfig, from_dict, load_config
+from kinesis_training.policies import MoEActor
+from kinesis_training.trainer import DRY_RUN_BATCH, train
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
+
+
+@pytest.fixture(scope="module")
+def tiny_library(tmp_path_factory) -> str:
+    """Three default motions cut to 12 frames."""
+    motions = list(load_library("default", split="train").values())[:3]
+    short = [m.replace(keypoints=m.keypoints[:12], qpos=m.qpos[:12],
+                       root_quat=None if m.root_quat is None else m.root_quat[:12]) for m in motions]
+    return str(save_library(tmp_path_factory.mktemp("motions") / "tiny.npz", short, {"train": [m.name for m in short]}))
+
+
+def cli(*argv: str) -> int:
+    parser = argparse.ArgumentParser()
+    train_cli.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def tiny_config(library: str, **changes) -> TrainConfig:
+    config = load_config("cpu").replace(sampler="inprocess", workers=1, min_batch_size=48,
+                                        imitation={"motions": library, "split": "train"})
+    return config.replace(ppo={"opt_epochs": 2}, **changes)
+
+
+def scalar_tags(run_dir) -> set[str]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags = set()
+    for events in run_dir.glob("events.out.tfevents.*"):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        tags |= set(accumulator.Tags()["scalars"])
+    return tags
+
+
+def test_dry_run_end_to_end(tiny_library, tmp_path):
+    assert cli("train", "expert", "--name", "dry", "--runs", str(tmp_path), "--motions", f"{tiny_library}:train",
+               "--sampler", "mp", "--workers", "2", "--muscle-condition", "fatigue", "--dry-run", "--no-progress") == 0
+    run = tmp_path / "dry"
+    raw = torch.load(run / "model.pth", weights_only=True)
+    assert tuple(raw) == CHECKPOINT_KEYS
+    ckpt = load_checkpoint(run / "model.pth", obs_dim=504, action_dim=80)
+    assert ckpt.spec.kind == "lattice" and ckpt.spec.mlp_units == (256, 256)
+    assert ckpt.epoch == 1 and ckpt.frame == DRY_RUN_BATCH
+    assert int(ckpt.policy.norm.n) == DRY_RUN_BATCH  # the normalizer saw the batch once (1 PPO epoch in a dry run)
+    config = load_config(run / "config.yaml")
+    assert config.imitation.muscle_condition == "fatigue" and config.imitation.motions == tiny_library
+    assert config.epochs == 1 and config.sampler == "mp" and config.workers == 2
+    assert {"episode/return", "step/mpjpe_mm", "step/reward/body_pos", "ppo/pg_loss", "ppo/v_loss", "ppo/entropy",
+            "perf/samples_per_s"} <= scalar_tags(run)
+
+
+def test_resume_continues_from_saved_epoch(tiny_library, tmp_path):
+    config = tiny_config(tiny_library, epochs=1)
+    train(config, tmp_path / "run", progress=False)
+    first = load_checkpoint(tmp_path / "run" / "model.pth")
+    with pytest.raises(ValueError, match="already holds model.pth"):
+        train(config, tmp_path / "run", progress=False)
+    train(config.replace(epochs=3), tmp_path / "run", resume=True, progress=False)
+    resumed = load_checkpoint(tmp_path / "run" / "model.pth")
+    assert resumed.epoch == 3 and resumed.frame == 3 * first.frame
+    steps = {int(s["step"]) for s in resumed.optimizer_policy["state"].values()}
+    assert steps == {3 * config.ppo.opt_epochs}  # the optimizer state carried over: 3 epochs x 2 Adam steps
+    assert int(resumed.policy.norm.n) == 3 * config.ppo.opt_epochs * first.frame
+    assert load_config(tmp_path / "run" / "config.yaml").epochs == 3
+
+
+def test_same_seed_same_weights(tiny_library, tmp_path):
+    config = tiny_config(tiny_library, epochs=2)
+    runs = [train(config, tmp_path / name, progress=False) for name in ("a", "b")]
+    assert runs[0]["episode/return"] == runs[1]["episode/return"]
+    a, b = (load_checkpoint(tmp_path / name / "model.pth").policy.state_dict() for name in ("a", "b"))
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+
+
+def test_moe_trains_gate_only(tiny_library, tmp_path):
+    for name in ("expert_0", "expert_1"):
+        cli("train", "expert", "--name", name, "--runs", str(tmp_path), "--config", "cpu", "--sampler", "inprocess",
+            "--motions", f"{tiny_library}:train", "--seed", name[-1], "--dry-run", "--no-progress")
+    assert cli("train", "moe", "--experts", str(tmp_path / "expert_"), "--name", "moe", "--runs", str(tmp_path),
+               "--sampler", "inprocess", "--motions", f"{tiny_library}:train", "--dry-run", "--no-progress") == 0
+    moe = load_checkpoint(tmp_path / "moe" / "model.pth")
+    assert isinstance(moe.policy, MoEActor) and moe.spec.num_experts == 2 and moe.epoch == 1
+    state = moe.policy.state_dict()
+    for k in range(2):
+        expert = load_checkpoint(tmp_path / f"expert_{k}" / "model.pth").policy.state_dict()
+        for ours, theirs in (("1.", "net."), ("2.", "action_mean.")):
+            for key, value in expert.items():
+                if key.startswith(theirs):
+                    torch.testing.assert_close(state[f"experts.experts.{k}.{ours}{key[len(theirs):]}"], value,
+                                               rtol=0, atol=0)
+    expert_0_n = int(load_checkpoint(tmp_path / "expert_0" / "model.pth").policy.norm.n)
+    assert int(moe.policy.norm.n) == expert_0_n + DRY_RUN_BATCH  # the gate's normalizer: expert 0's, then the batch
+
+
+def test_config_yaml_round_trip_and_errors(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"preset": "paper", "workers": 3, "ppo": {"clip_epsilon": 0.1},
+                                    "imitation": {"muscle_condition": "fatigue"}}))
+    config = load_config(path)
+    assert (config.min_batch_size, config.network, config.workers) == (51_200, "paper", 3)
+    assert config.ppo.clip_epsilon == 0.1 and config.ppo.policy_lr == 5e-5
+    assert config.imitation.muscle_condition == "fatigue"
+    with pytest.raises(ValueError, match="unknown keys \\['min_batch'\\]"):
+        from_dict({"min_batch": 3})
+    with pytest.raises(ValueError, match="sampler must be one of"):
+        from_dict({"sampler": "threads"})
+    for name in ("train_paper", "train_cpu"):
+        assert load_config(CONFIG_DIR / f"{name}.yaml") == load_config(name.split("_")[1])
+
+
+def test_shipped_presets_differ_in_scale():
+    paper, cpu = load_config("paper"), load_config("cpu")
+    assert paper.min_batch_size == 51_200 and paper.network == "paper" and np.isclose(paper.ppo.gamma, 0.99)
+    assert cpu.min_batch_size < paper.min_batch_size and cpu.network == "small"
