@@ -37,7 +37,11 @@ if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
     "$VENV/bin/pip" install "${pip_quiet[@]}" -r "$REPO/requirements.txt" 2>&1 | grep -v "^WARNING: Location" || true
     "$VENV/bin/pip" install "${pip_quiet[@]}" --no-deps -r "$REPO/requirements-nodeps.txt" 2>&1 | grep -v "^WARNING: Location" || true
     "$VENV/bin/pip" install "${pip_quiet[@]}" --no-deps -e "$REPO" 2>&1 | grep -v "^WARNING: Location" || true
-    "$VENV/bin/python" -c "import torch, mujoco, myo_sim, rclpy, kinesis_tasks" \
+    # The ROS package folders (kinesis_sim_node/, ...) would shadow their inner Python packages as
+    # namespace packages when Python runs from the repo root; putting the folders on sys.path fixes it.
+    site="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+    printf '%s\n' "$REPO/training" "$REPO/kinesis_sim_node" "$REPO/kinesis_policy_node" > "$site/kinesis-ros-packages.pth"
+    (cd "$REPO" && "$VENV/bin/python" -c "import torch, mujoco, myo_sim, rclpy, kinesis_tasks, kinesis_sim_node.sim_node") \
         || { echo "setup: error: Python packages did not install (see the pip output above)" >&2; exit 1; }
     echo "$want" > "$stamp"
 fi
