@@ -92,3 +92,19 @@ def test_twist_from_message_shape_and_facing_heading():
     np.testing.assert_allclose(facing_heading(quats), [0.0, -np.pi / 2], atol=1e-12)
     with pytest.raises(ValueError, match="dt"):
         twist_to_goal(np.zeros(3), 0.0, Twist(1.0), 0.0)
+
+
+def test_teleop_keymap_drives_a_twist_within_limits():
+    from kinesis import teleop
+
+    config = teleop.TeleopConfig.load(teleop.DEFAULT_CONFIG)
+    command = teleop.Command()
+    for chars in ["8", "8", "\x1b[A", "4", "\x1b[D", "9"]:  # numpad 8 twice, up arrow, numpad 4, left arrow, numpad 9
+        command = teleop.apply(command, config.keys[teleop.key_name(chars)], config)
+    assert command == teleop.Command(linear_x=0.3, linear_y=-0.1, angular_z=0.2)
+    for _ in range(40):
+        command = teleop.apply(command, config.keys["w"], config)
+    assert command.linear_x == config.max_linear == 2.0
+    assert teleop.apply(command, config.keys["5"], config) == teleop.Command()
+    goal = twist_to_goal(np.zeros(3), 0.0, Twist(command.linear_x, command.linear_y, command.angular_z), DT, horizon=0.5)
+    assert goal.point[0] == pytest.approx(1.0, abs=1e-3)  # 2 m/s * 0.5 s ahead
