@@ -4,9 +4,9 @@ import mujoco
 import numpy as np
 import pytest
 
-from kinesis_tasks import soccer
+from kinesis_tasks import observations, soccer
 from kinesis_tasks.embodiment import muscle_actuators
-from kinesis_tasks.tasks import GoalMouth, KickTask, TaskState, ball_in_goal
+from kinesis_tasks.tasks import GoalMouth, KickTask, TaskState, ball_in_goal, state_from_data
 from kinesis_tasks.tasks.kick import KickConfig
 
 MOUTH = GoalMouth(line_x=12.0, centre_y=0.0, half_width=3.3, height=2.2)
@@ -44,6 +44,11 @@ def test_scene_has_290_muscles_a_free_ball_and_the_goal_11m_away(scene):
     toes_r, toes_l = data.xpos[model.body("toes_r").id], data.xpos[model.body("toes_l").id]
     assert toes_r[1] < toes_l[1] and toes_r[0] > 0.0  # right foot on the -y side when facing +x
     assert soccer.set_goalkeeper(layout, data, 5.0) == pytest.approx(3.3)
+    # The observation layout still finds the kicker (the ball's free joint is not the root).
+    task_state = state_from_data(observations.body_layout(model), data, ball_pos=ball, ball_vel=np.zeros(3))
+    assert task_state.heading == pytest.approx(0.0, abs=1e-6)  # facing the goal
+    np.testing.assert_allclose(task_state.body_pos[6], toes_r)
+    assert KickTask(KickConfig(), GoalMouth.from_config()).phase(task_state, np.array([12.0, 0.0, 1.0])) == "approach"
 
 
 def test_ball_asset_values_read_from_myosuite():
