@@ -17,6 +17,7 @@ SUBCOMMAND_MODULES = (
     "kinesis.demo_cli",
     "kinesis.motions_cli",
     "kinesis.eval_cli",
+    "kinesis.train_cli",
     "kinesis.checkpoint_cli",
     "kinesis.launch_cli",
     "kinesis.bench",
