@@ -85,7 +85,7 @@ def sim_state_msg(sim: MuscleSim, layout: StateLayout, *, embodiment: str, step:
     return SimState(
         header=Header(stamp=time_msg(data.time), frame_id=WORLD_FRAME), sim_time=float(data.time),
         embodiment=embodiment, qpos=doubles(data.qpos), qvel=doubles(data.qvel), activation=doubles(data.act),
-        foot_contacts=doubles(data.sensordata[layout.touch_sensors]), step=step,
+        foot_contacts=doubles(data.sensordata[layout.touch_sensors]), step=step, sensordata=doubles(data.sensordata),
     )
 
 

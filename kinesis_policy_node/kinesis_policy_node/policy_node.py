@@ -1,0 +1,180 @@
+"""policy_node: the imitation policy answering every /kinesis/sim_state with a /kinesis/muscle_command.
+
+Run: ``python -m kinesis_policy_node.policy_node [--ros-args -p checkpoint:=model.pth -p task:=reach ...]``.
+Parameters and their defaults: ``config/policy_node.yaml``.
+
+Each SimState (step k) is turned into the policy input by ``tracking.GoalTracker`` with the same
+kinesis_tasks functions as offline training, the checkpoint's mean action (``kinesis_training.load_policy``)
+is published as the MuscleCommand answering step k, and /kinesis/tracking gets the step's metrics.
+Without a checkpoint the node runs ``kinesis_tasks.controllers.hold_pose_action`` (and says so once).
+The reference is published on /kinesis/reference_motion when it changes (a one-frame motion for the
+downstream tasks). Goals: /kinesis/reference_motion (track that motion from its first frame),
+/goal_point and /clicked_point (reach), /cmd_vel (directional), /kick_target (kick); a goal switches to
+its task. Unusable messages are logged and counted in the parameter ``rejected.<topic>``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from functools import partial
+
+import numpy as np
+import rclpy
+from geometry_msgs.msg import PointStamped, Twist
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+from kinesis_msgs.msg import MuscleCommand, ReferenceMotion, SimState, TrackingStatus
+from kinesis_policy_node import goals
+from kinesis_policy_node.tracking import GoalTracker, canonical_task
+from kinesis_sim_node.messages import SIM_STATE_QOS, relaxed_action
+from kinesis_tasks.config import load_config
+from kinesis_tasks.controllers import hold_pose_action
+from kinesis_tasks.motions import load_library
+from kinesis_tasks.tasks import base
+
+REFERENCE = "/kinesis/reference_motion"
+RESEND_AFTER_S = 0.5
+GOAL_TOPICS = {"/goal_point": (PointStamped, "reach", goals.point_from_msg),
+               "/clicked_point": (PointStamped, "reach", goals.point_from_msg),
+               "/cmd_vel": (Twist, "directional", goals.twist_from_msg),
+               "/kick_target": (PointStamped, "kick", goals.point_from_msg)}
+
+
+class PolicyNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("policy_node", **kwargs)
+        numeric = ParameterDescriptor(dynamic_typing=True)
+        p = {name: self.declare_parameter(name, value, numeric if isinstance(value, float) else ParameterDescriptor()).value
+             for name, value in load_config("policy_node")["/**"]["ros__parameters"].items()}
+        self.embodiment, self.mode = str(p["embodiment"]), str(p["control_mode"])
+        task = canonical_task(str(p["task"]))
+        library = load_library(p["motion_library"]) if p["motion_library"] else {}
+        if p["motion"] and p["motion"] not in library:
+            raise ValueError(f"parameter motion: no motion {p['motion']!r} in library {p['motion_library']!r}")
+        playlist = [library[p["motion"]]] if p["motion"] else list(library.values())
+        spot = base.task_config("soccer")["penalty_spot"]
+        initial = {"reach": goal_point(p["target"], 0.0), "kick": goal_point(p["kick_target"], 0.5),
+                   "directional": goals.Twist(float(p["speed"]) * np.cos(p["heading"]), float(p["speed"]) * np.sin(p["heading"]))}
+        self.tracker = GoalTracker(self.embodiment, task, playlist, initial,
+                                   ball=np.array([spot[0], spot[1], float(p["ball_radius"])]))
+        model = self.tracker.model
+        self.policy = self.load_policy(str(p["checkpoint"]), model)
+        self.fallback = hold_pose_action(model) if self.mode == "target_length" else relaxed_action(self.mode, model.nu)
+        self.rejected: Counter[str] = Counter()
+        self.published_name = ""
+        self.last_command: tuple[float, MuscleCommand] | None = None
+
+        self.command_pub = self.create_publisher(MuscleCommand, "/kinesis/muscle_command", 10)
+        self.tracking_pub = self.create_publisher(TrackingStatus, "/kinesis/tracking", 10)
+        self.reference_pub = self.create_publisher(ReferenceMotion, REFERENCE, SIM_STATE_QOS)
+        self.create_subscription(SimState, "/kinesis/sim_state", self.on_state, SIM_STATE_QOS)
+        self.create_subscription(ReferenceMotion, REFERENCE, self.on_reference, 10)
+        for topic, (msg_type, goal_task, convert) in GOAL_TOPICS.items():
+            self.create_subscription(msg_type, topic, partial(self.on_goal, topic, goal_task, convert), 10)
+        self.create_timer(RESEND_AFTER_S, self.resend)
+        self.get_logger().info(f"ready: task {task}, {self.embodiment} ({model.nu} muscles), {self.mode} control, "
+                               f"{len(playlist)} motion(s), observation size {self.tracker.layout.full_size}")
+
+    def load_policy(self, checkpoint: str, model):
+        if not checkpoint:
+            self.get_logger().warning("no checkpoint given: running the hold-pose fallback controller "
+                                      "(kinesis_tasks.controllers.hold_pose_action), which does not balance")
+            return None
+        from kinesis_training import load_policy
+
+        policy = load_policy(checkpoint, obs_dim=self.tracker.layout.full_size, action_dim=model.nu)
+        self.get_logger().info(f"policy {checkpoint}: {policy.kind}, obs {policy.obs_dim}, actions {policy.action_dim}")
+        return policy
+
+    def on_state(self, msg: SimState) -> None:
+        if msg.embodiment != self.embodiment:
+            self.reject("/kinesis/sim_state", f"state of {msg.embodiment!r}, this node controls {self.embodiment!r}")
+            return
+        try:
+            result = self.tracker.observe(np.asarray(msg.qpos), np.asarray(msg.sensordata), msg.sim_time, int(msg.step))
+        except ValueError as error:
+            self.reject("/kinesis/sim_state", str(error))
+            return
+        action = self.fallback if self.policy is None else self.policy.mean_action(result.obs)
+        command = goals.command_msg(msg, action, embodiment=self.embodiment, mode=self.mode)
+        self.command_pub.publish(command)
+        self.last_command = (time.monotonic(), command)
+        self.tracking_pub.publish(goals.tracking_msg(result, msg.header.stamp))
+        if self.tracker.take_changed():
+            self.publish_reference(msg)
+
+    def resend(self) -> None:
+        """Publish the last command again when no new state came for RESEND_AFTER_S (it may have been sent
+        before the simulation's subscription was matched; a lockstep sim ignores it once it moved on)."""
+        if self.last_command is not None and time.monotonic() - self.last_command[0] > RESEND_AFTER_S:
+            self.last_command = (time.monotonic(), self.last_command[1])
+            self.command_pub.publish(self.last_command[1])
+
+    def publish_reference(self, state: SimState) -> None:
+        motion = self.tracker.reference_motion()
+        if motion is None:
+            if self.tracker.task == "imitation":
+                return
+            motion = self.tracker.goal_reference_motion()
+        self.published_name = motion.name
+        self.reference_pub.publish(goals.motion_msg(motion, state.header.stamp))
+
+    def on_reference(self, msg: ReferenceMotion) -> None:
+        if msg.name == self.published_name:
+            return  # our own reference, published for visualization
+        try:
+            motion = goals.motion_from_msg(msg)
+            self.tracker.track_motion(motion)
+        except ValueError as error:
+            self.reject(REFERENCE, str(error))
+            return
+        self.get_logger().info(f"tracking reference motion {motion.name!r} ({motion.duration:.1f} s) from its first frame")
+
+    def on_goal(self, topic: str, task: str, convert, msg) -> None:
+        try:
+            goal = convert(msg)
+        except ValueError as error:
+            self.reject(topic, str(error))
+            return
+        if self.tracker.task != task:
+            self.get_logger().info(f"goal on {topic}: switching task {self.tracker.task} -> {task}")
+        self.tracker.set_goal(task, goal)
+
+    def reject(self, topic: str, reason: str) -> None:
+        self.rejected[topic] += 1
+        name = f"rejected.{topic.strip('/').replace('/', '.')}"
+        if not self.has_parameter(name):
+            self.declare_parameter(name, 0, ParameterDescriptor(description="output: unusable messages"))
+        self.set_parameters([Parameter(name, value=self.rejected[topic])])
+        self.get_logger().warning(f"ignored a message on {topic} ({reason}); {self.rejected[topic]} so far",
+                                  throttle_duration_sec=1.0)
+
+
+def goal_point(values, z: float) -> np.ndarray:
+    """[3] point from a parameter [x, y] (at height ``z``) or [x, y, z]."""
+    if len(values) not in (2, 3):
+        raise ValueError(f"a goal point parameter needs [x, y] or [x, y, z], got {list(values)}")
+    return np.array([*values, z][:3], dtype=np.float64)
+
+
+def main(args: list[str] | None = None) -> int:
+    try:
+        with rclpy.init(args=args):
+            try:
+                node = PolicyNode()
+            except (ValueError, OSError) as error:  # a bad parameter or a checkpoint that does not fit
+                print(f"policy_node: error: {error}", file=sys.stderr)
+                return 2
+            rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

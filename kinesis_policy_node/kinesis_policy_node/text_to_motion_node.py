@@ -1,0 +1,67 @@
+"""text_to_motion_node: /text_command (std_msgs/String) -> a composed /kinesis/reference_motion.
+
+Run: ``python -m kinesis_policy_node.text_to_motion_node [--ros-args -p text:="walk forward" -p motion_library:=default]``.
+Each prompt goes through ``kinesis_tasks.tasks.text_to_motion.TextToMotion`` (sentence-embedding match
+against the library's labels, then speed, side and duration composition); the motion is published
+(latched: transient local, depth 1) for the policy node to track. An empty or unmatched prompt is
+logged with the reason and publishes nothing. Parameters: ``text`` (first prompt, empty = none) and
+``motion_library`` (default, a library .npz or folder, or an MDM results.npy).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from std_msgs.msg import String
+
+from kinesis_msgs.msg import ReferenceMotion
+from kinesis_policy_node.goals import motion_msg
+from kinesis_sim_node.messages import SIM_STATE_QOS
+
+
+class TextToMotionNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("text_to_motion_node", **kwargs)
+        text = str(self.declare_parameter("text", "").value)
+        library = str(self.declare_parameter("motion_library", "default").value)
+        from kinesis_tasks.tasks.text_to_motion import TextToMotion  # loads the sentence encoder
+
+        self.text_to_motion = TextToMotion.from_source(library)
+        self.reference_pub = self.create_publisher(ReferenceMotion, "/kinesis/reference_motion", SIM_STATE_QOS)
+        self.create_subscription(String, "/text_command", self.on_text, 10)
+        self.get_logger().info(f"ready: {len(self.text_to_motion.motions)} motions of {library!r}")
+        if text:
+            self.on_text(String(data=text))
+
+    def on_text(self, msg: String) -> None:
+        try:
+            result = self.text_to_motion(msg.data)
+        except ValueError as error:  # an empty prompt
+            self.get_logger().warning(f"text command {msg.data!r} ignored: {error}")
+            return
+        if not result.ok:
+            self.get_logger().warning(f"text command ignored: {result.message}")
+            return
+        self.reference_pub.publish(motion_msg(result.motion, self.get_clock().now().to_msg()))
+        self.get_logger().info(f"{msg.data!r} -> {result.motion.name}: {result.message}")
+
+
+def main(args: list[str] | None = None) -> int:
+    try:
+        with rclpy.init(args=args):
+            try:
+                node = TextToMotionNode()
+            except (ValueError, OSError) as error:  # a library that cannot be read
+                print(f"text_to_motion_node: error: {error}", file=sys.stderr)
+                return 2
+            rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
