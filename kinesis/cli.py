@@ -20,6 +20,7 @@ SUBCOMMAND_MODULES = (
     "kinesis.train_cli",
     "kinesis.checkpoint_cli",
     "kinesis.launch_cli",
+    "kinesis.teleop",
     "kinesis.bench",
 )
 
