@@ -149,7 +149,11 @@ class ImitationEnv(gym.Env):
         self,
         config: ImitationConfig | None = None,
         motions: Mapping[str, ReferenceMotion] | Sequence[ReferenceMotion] | None = None,
+        *,
+        model: mujoco.MjModel | None = None,
     ) -> None:
+        """``motions`` default to ``config.motions``/``config.split``; ``model`` (read-only, may be shared by
+        envs) defaults to ``load_embodiment(config.embodiment)``."""
         self.config = config if config is not None else ImitationConfig.default()
         if motions is None:
             motions = load_library(self.config.motions, split=self.config.split)
@@ -157,7 +161,7 @@ class ImitationEnv(gym.Env):
         if not motion_list:
             raise ValueError("motions: the motion set is empty")
         self._motions = {motion.name: motion for motion in motion_list}
-        self.model = load_embodiment(self.config.embodiment)
+        self.model = model if model is not None else load_embodiment(self.config.embodiment)
         self.sim = MuscleSim(
             self.model, control_mode=self.config.control_mode, muscle_condition=self.config.muscle_condition
         )

@@ -21,6 +21,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
+from kinesis_tasks.embodiment import load_embodiment
 from kinesis_tasks.imitation import ImitationConfig, ImitationEnv
 from kinesis_tasks.motions import ReferenceMotion
 
@@ -100,7 +101,8 @@ class VectorImitationEnv(gym.vector.VectorEnv):
             from kinesis_tasks.motions import load_library
 
             motions = load_library(self.config.motions, split=self.config.split)  # read once, shared by the envs
-        self.backend: Backend = InProcessBackend(lambda: ImitationEnv(self.config, motions), self.num_envs)
+        model = load_embodiment(self.config.embodiment)  # compiled once, shared (read-only) by the envs
+        self.backend: Backend = InProcessBackend(lambda: ImitationEnv(self.config, motions, model=model), self.num_envs)
         self.single_observation_space = self.backend.get_attr("observation_space")[0]
         self.single_action_space = self.backend.get_attr("action_space")[0]
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, self.num_envs)
