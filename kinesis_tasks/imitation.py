@@ -168,7 +168,7 @@ class ImitationEnv(gym.Env):
         tracked = observations.tracked_bodies(self.model, include_head=self.config.tracks_head())
         self.layout = observations.body_layout(self.model, tracked)
         self._motion_bodies = (_MOTION_ROOT, *tracked[1:])
-        self._termination = self.config.termination
+        self._termination_distance = self.config.termination.distance
         self.dt = self.sim.control_dt
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (self.layout.full_size,), np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (self.model.nu,), np.float32)
@@ -223,12 +223,20 @@ class ImitationEnv(gym.Env):
         missing = [body for body in self._motion_bodies if body not in motion.body_names]
         if missing:
             hint = " (the head is tracked for embodiments with torso muscles)" if HEAD_BODY in missing else ""
-            raise ValueError(f"motion {motion.name!r} has no keypoints for {missing}{hint}; it has {list(motion.body_names)}")
+            raise ValueError(
+                f"motion {motion.name!r} has no keypoints for {missing}{hint}; it has {list(motion.body_names)}"
+            )
         index = [motion.body_names.index(body) for body in self._motion_bodies]
         frames_per_step = self.dt * motion.fps
         if motion.num_frames - 1 < frames_per_step - _EPS:
-            raise ValueError(f"motion {motion.name!r} lasts {motion.duration:.3f} s, shorter than one control step ({self.dt:.4f} s)")
-        own_qpos = motion.qpos is not None and motion.embodiment == self.config.embodiment and motion.qpos.shape[1] == self.model.nq
+            raise ValueError(
+                f"motion {motion.name!r} lasts {motion.duration:.3f} s, shorter than one control step ({self.dt:.4f} s)"
+            )
+        own_qpos = (
+            motion.qpos is not None
+            and motion.embodiment == self.config.embodiment
+            and motion.qpos.shape[1] == self.model.nq
+        )
         return _Track(
             name=motion.name,
             fps=motion.fps,
@@ -302,7 +310,7 @@ class ImitationEnv(gym.Env):
         terms = {name: float(value) for name, value in terms.items()}
         reward = float(rewards.total(terms, self.config.reward))
         distance = float(rewards.tracking_distance(state.xpos[..., self.layout.tracked, :], ref_pos, "mean"))
-        terminated = distance > self._termination.distance
+        terminated = distance > self._termination_distance
         truncated = not terminated and self._t >= self._max_steps
         info = {
             "motion": self._track.name,
