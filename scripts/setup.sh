@@ -41,11 +41,13 @@ if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
     # namespace packages when Python runs from the repo root; putting the folders on sys.path fixes it.
     site="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
     printf '%s\n' "$REPO/training" "$REPO/kinesis_sim_node" "$REPO/kinesis_policy_node" > "$site/kinesis-ros-packages.pth"
-    (cd "$REPO" && "$VENV/bin/python" -c "import torch, mujoco, myo_sim, rclpy, kinesis_tasks, kinesis_sim_node.sim_node") \
+    (cd "$REPO" && "$VENV/bin/python" -c "import torch, mujoco, myo_sim, rclpy, kinesis_tasks, kinesis_training, kinesis_sim_node, kinesis_policy_node") \
         || { echo "setup: error: Python packages did not install (see the pip output above)" >&2; exit 1; }
     echo "$want" > "$stamp"
 fi
 
 # 3. ROS 2 interfaces.
 "$REPO/scripts/build_msgs.sh" "$VENV"
+(cd "$REPO" && "$VENV/bin/python" -c "import kinesis_sim_node.sim_node, kinesis_policy_node.policy_node") \
+    || { echo "setup: error: the ROS nodes do not import (see above)" >&2; exit 1; }
 say "ready: $VENV"
