@@ -19,7 +19,7 @@ def test_help_lists_subcommands():
 
 
 def test_demo_prints_table_without_video():
-    result = kinesis("demo", "--seconds", "0.4", "--no-video")
+    result = kinesis("demo", "--sim-only", "--seconds", "0.4", "--no-video")
     assert result.returncode == 0, result.stderr
     assert "80 muscles" in result.stdout and "root height" in result.stdout
 
