@@ -15,7 +15,6 @@ its task. Unusable messages are logged and counted in the parameter ``rejected.<
 
 from __future__ import annotations
 
-import sys
 import time
 from collections import Counter
 from functools import partial
@@ -24,7 +23,6 @@ import numpy as np
 import rclpy
 from geometry_msgs.msg import PointStamped, Twist
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
@@ -36,6 +34,7 @@ from kinesis_tasks.config import load_config
 from kinesis_tasks.controllers import hold_pose_action
 from kinesis_tasks.motions import load_library
 from kinesis_tasks.tasks import base
+from kinesis_sim_node.spin import spin_node
 
 REFERENCE = "/kinesis/reference_motion"
 RESEND_AFTER_S = 0.5
@@ -163,17 +162,7 @@ def goal_point(values, z: float) -> np.ndarray:
 
 
 def main(args: list[str] | None = None) -> int:
-    try:
-        with rclpy.init(args=args):
-            try:
-                node = PolicyNode()
-            except (ValueError, OSError) as error:  # a bad parameter or a checkpoint that does not fit
-                print(f"policy_node: error: {error}", file=sys.stderr)
-                return 2
-            rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    return 0
+    return spin_node(PolicyNode, "policy_node", args)
 
 
 if __name__ == "__main__":

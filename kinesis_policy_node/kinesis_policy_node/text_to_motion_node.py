@@ -10,16 +10,15 @@ logged with the reason and publishes nothing. Parameters: ``text`` (first prompt
 
 from __future__ import annotations
 
-import sys
 
 import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from std_msgs.msg import String
 
 from kinesis_msgs.msg import ReferenceMotion
 from kinesis_policy_node.goals import motion_msg
 from kinesis_sim_node.messages import SIM_STATE_QOS
+from kinesis_sim_node.spin import spin_node
 
 
 class TextToMotionNode(Node):
@@ -50,17 +49,7 @@ class TextToMotionNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    try:
-        with rclpy.init(args=args):
-            try:
-                node = TextToMotionNode()
-            except (ValueError, OSError) as error:  # a library that cannot be read
-                print(f"text_to_motion_node: error: {error}", file=sys.stderr)
-                return 2
-            rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    return 0
+    return spin_node(TextToMotionNode, "text_to_motion_node", args)
 
 
 if __name__ == "__main__":

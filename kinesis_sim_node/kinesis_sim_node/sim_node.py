@@ -27,14 +27,12 @@ lockstep, answering another step) is never applied: it is counted in the paramet
 
 from __future__ import annotations
 
-import sys
 import time
 from collections import Counter
 
 import numpy as np
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState
@@ -45,6 +43,7 @@ from kinesis_msgs.srv import Reset, Step
 from kinesis_sim_node import messages
 from kinesis_tasks import MuscleSim, load_embodiment
 from kinesis_tasks.config import load_config
+from kinesis_sim_node.spin import spin_node
 
 CLOCKS = ("lockstep", "realtime")
 
@@ -181,17 +180,7 @@ def publish_every(control_rate_hz: float, rate_hz: float) -> int:
 
 
 def main(args: list[str] | None = None) -> int:
-    try:
-        with rclpy.init(args=args):
-            try:
-                node = SimNode()
-            except ValueError as error:  # a bad parameter: say which, without a traceback
-                print(f"sim_node: error: {error}", file=sys.stderr)
-                return 2
-            rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    return 0
+    return spin_node(SimNode, "sim_node", args)
 
 
 if __name__ == "__main__":

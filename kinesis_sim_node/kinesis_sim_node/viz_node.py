@@ -20,7 +20,6 @@ import numpy as np
 import rclpy
 from foxglove.channels import FrameTransformsChannel, SceneUpdateChannel
 from geometry_msgs.msg import PointStamped
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
@@ -31,6 +30,7 @@ from kinesis_msgs.msg import MuscleState, ReferenceMotion, SimState, TrackingSta
 from kinesis_sim_node import foxglove_scene, ros_channels, rviz_markers
 from kinesis_tasks import load_embodiment
 from kinesis_tasks.scene import SceneLayout, build_scene, reference_frame, set_pose
+from kinesis_sim_node.spin import spin_node
 
 SIM_STATE = "/kinesis/sim_state"
 REFERENCE = "/kinesis/reference_motion"
@@ -156,17 +156,9 @@ class VizNode(Node):
             self.server = None
 
 
-def main(args: list[str] | None = None) -> None:
-    try:
-        with rclpy.init(args=args):
-            node = VizNode()
-            try:
-                rclpy.spin(node)
-            finally:
-                node.close()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+def main(args: list[str] | None = None) -> int:
+    return spin_node(VizNode, "viz_node", args)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
