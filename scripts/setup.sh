@@ -33,16 +33,24 @@ stamp="$VENV/.kinesis-requirements.sha256"
 want="$(cat "$REPO/requirements.txt" "$REPO/requirements-nodeps.txt" "$REPO/pyproject.toml" | sha256sum | cut -d' ' -f1)"
 if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
     say "installing Python packages (pinned; a few minutes on a fresh machine)"
-    pip_quiet=(--quiet --disable-pip-version-check)
-    "$VENV/bin/pip" install "${pip_quiet[@]}" -r "$REPO/requirements.txt" 2>&1 | grep -v "^WARNING: Location" || true
-    "$VENV/bin/pip" install "${pip_quiet[@]}" --no-deps -r "$REPO/requirements-nodeps.txt" 2>&1 | grep -v "^WARNING: Location" || true
-    "$VENV/bin/pip" install "${pip_quiet[@]}" --no-deps -e "$REPO" 2>&1 | grep -v "^WARNING: Location" || true
+    pip_install() {  # pip, its noise about this machine's local index folders filtered out; fails on error
+        local log; log="$(mktemp)"
+        if ! "$VENV/bin/pip" install --quiet --disable-pip-version-check "$@" >"$log" 2>&1; then
+            grep -v "^WARNING: Location" "$log" >&2; rm -f "$log"
+            echo "setup: error: pip install $* failed" >&2; exit 1
+        fi
+        grep -v -e "^WARNING: Location" -e "dependency conflicts" -e "^myosuite .* requires" "$log" || true; rm -f "$log"
+    }
+    pip_install -r "$REPO/requirements.txt"
+    pip_install --no-deps -r "$REPO/requirements-nodeps.txt"
+    pip_install --no-deps -e "$REPO"
     # The ROS package folders (kinesis_sim_node/, ...) would shadow their inner Python packages as
     # namespace packages when Python runs from the repo root; putting the folders on sys.path fixes it.
     site="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
     printf '%s\n' "$REPO/training" "$REPO/kinesis_sim_node" "$REPO/kinesis_policy_node" > "$site/kinesis-ros-packages.pth"
-    (cd "$REPO" && "$VENV/bin/python" -c "import torch, mujoco, myo_sim, rclpy, kinesis_tasks, kinesis_training, kinesis_sim_node, kinesis_policy_node") \
+    (cd / && "$VENV/bin/python" -c "import torch, mujoco, myo_sim, rclpy, kinesis_tasks, kinesis_training, kinesis_sim_node, kinesis_policy_node") \
         || { echo "setup: error: Python packages did not install (see the pip output above)" >&2; exit 1; }
+    [[ -x "$VENV/bin/kinesis" ]] || { echo "setup: error: the kinesis command was not installed" >&2; exit 1; }
     echo "$want" > "$stamp"
 fi
 
