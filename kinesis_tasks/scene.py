@@ -36,6 +36,16 @@ import numpy as np
 
 from kinesis_tasks.embodiment import TRACKED_BODIES
 
+#: Drawing style shared by the viewers (Foxglove scene, RViz markers).
+FRAME_ID = "world"
+MUSCLE_WIDTH_M = 0.006
+#: (name, diameter in m, RGBA) of the point sets: Foxglove entity ids and RViz namespaces.
+POINT_SETS = (
+    ("keypoints", 0.05, (0.1, 0.8, 0.2, 1.0)),
+    ("reference", 0.05, (1.0, 0.55, 0.0, 0.8)),
+    ("goals", 0.12, (0.9, 0.1, 0.9, 1.0)),
+)
+
 
 class Shape(IntEnum):
     """Drawable primitive kinds."""

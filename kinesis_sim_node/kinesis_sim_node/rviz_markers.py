@@ -14,16 +14,8 @@ from geometry_msgs.msg import Point, Pose, Quaternion, Vector3
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
-from kinesis_tasks.scene import Scene, Shape
+from kinesis_tasks.scene import FRAME_ID, MUSCLE_WIDTH_M, POINT_SETS, Scene, Shape
 
-FRAME_ID = "world"
-MUSCLE_WIDTH_M = 0.006
-#: (namespace, diameter in m, RGBA) of the point sets.
-POINT_SETS = (
-    ("keypoints", 0.05, (0.1, 0.8, 0.2, 1.0)),
-    ("reference", 0.05, (1.0, 0.55, 0.0, 0.8)),
-    ("goals", 0.12, (0.9, 0.1, 0.9, 1.0)),
-)
 _MARKER_TYPE = {Shape.BOX: Marker.CUBE, Shape.ELLIPSOID: Marker.SPHERE, Shape.CYLINDER: Marker.CYLINDER}
 
 
