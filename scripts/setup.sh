@@ -7,6 +7,7 @@ set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${VENV:-$REPO/.venv}"
+[[ "$VENV" = /* ]] || VENV="$PWD/$VENV"  # absolute: some steps run from other folders
 PYTHON="${PYTHON:-python3}"
 APT_PACKAGES=(cmake make g++ python3-dev libosmesa6)
 say() { echo "setup: $*"; }
