@@ -35,6 +35,20 @@ def python_cmd(code: str, *args: str) -> str:
     return shlex.join([sys.executable, "-c", code, *args])
 
 
+def start_runner(path: Path) -> subprocess.Popen:
+    """`kinesis launch path` with an unbuffered binary pipe, so select() sees every line."""
+    return subprocess.Popen([*RUNNER, str(path)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=0)
+
+
+def read_until(runner: subprocess.Popen, lines: list[str], done) -> None:
+    """Append the runner's output lines to ``lines`` until ``done()``; fail after TIMEOUT_S or if it exits."""
+    deadline = time.monotonic() + TIMEOUT_S
+    while not done():
+        assert time.monotonic() < deadline and runner.poll() is None, "\n".join(lines)
+        if select.select([runner.stdout], [], [], 0.1)[0]:
+            lines.append(runner.stdout.readline().decode().rstrip("\n"))
+
+
 # --- parsing ----------------------------------------------------------------------------------
 
 
@@ -257,20 +271,16 @@ launch:
 - executable: {{cmd: "{python_cmd(ready.format(ignore=ignore_both), 'ready')}", name: deaf}}
 - executable: {{cmd: "sleep 60 & echo ready; wait", name: parent, shell: true}}
 """)
-    runner = subprocess.Popen([*RUNNER, str(path)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    runner = start_runner(path)
     lines: list[str] = []
     try:
-        deadline = time.monotonic() + TIMEOUT_S
-        while sum(line.endswith("] ready") for line in lines) < 4:
-            assert time.monotonic() < deadline and runner.poll() is None, "\n".join(lines)
-            if select.select([runner.stdout], [], [], 0.1)[0]:
-                lines.append(runner.stdout.readline().rstrip("\n"))
+        read_until(runner, lines, lambda: sum(line.endswith("] ready") for line in lines) == 4)
         start = time.monotonic()
         runner.send_signal(signal.SIGINT)
         rest, _ = runner.communicate(timeout=TIMEOUT_S)
     finally:
         runner.kill()
-    output = "\n".join(lines) + "\n" + rest
+    output = "\n".join(lines) + "\n" + rest.decode()
     assert runner.returncode == 0, output
     assert time.monotonic() - start < 5.0
     assert "[launch] interrupted: sending SIGINT to polite, stubborn, deaf, parent" in output
@@ -309,14 +319,10 @@ def test_children_die_with_a_killed_runner(tmp_path):
 launch:
 - executable: {{cmd: "{python_cmd(SLEEPER, 'ready')}", name: orphan_candidate}}
 """)
-    runner = subprocess.Popen([*RUNNER, str(path)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    runner = start_runner(path)
     lines: list[str] = []
     try:
-        deadline = time.monotonic() + TIMEOUT_S
-        while "[orphan_candidate] ready" not in lines:
-            assert time.monotonic() < deadline and runner.poll() is None, "\n".join(lines)
-            if select.select([runner.stdout], [], [], 0.1)[0]:
-                lines.append(runner.stdout.readline().rstrip("\n"))
+        read_until(runner, lines, lambda: "[orphan_candidate] ready" in lines)
     finally:
         runner.kill()  # SIGKILL: the runner cannot clean up; PR_SET_PDEATHSIG does
         runner.communicate(timeout=TIMEOUT_S)
