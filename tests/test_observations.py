@@ -1,34 +1,31 @@
 """KINESIS v1 observations against the conformance vectors (tests/data/conformance, README sections 2-4)."""
 
-from pathlib import Path
-
 import mujoco
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
+from conftest import CONFORMANCE
+
 from kinesis_tasks import observations, rotations
 
-DATA = Path(__file__).parent / "data" / "conformance"
 ROWS = range(8)
 ROLLOUT_ROWS = range(4, 8)
 
 
 @pytest.fixture(scope="module")
-def model() -> mujoco.MjModel:
-    m = mujoco.MjModel.from_xml_path(str(DATA / "kinesis_v1_model" / "myolegs.xml"))
-    m.opt.timestep = 1 / 150
-    return m
+def model(v1_model) -> mujoco.MjModel:
+    return v1_model
 
 
 @pytest.fixture(scope="module")
 def proprio() -> dict:
-    return dict(np.load(DATA / "proprio.npz"))
+    return dict(np.load(CONFORMANCE / "proprio.npz"))
 
 
 @pytest.fixture(scope="module")
 def task() -> dict:
-    return dict(np.load(DATA / "task_obs.npz"))
+    return dict(np.load(CONFORMANCE / "task_obs.npz"))
 
 
 def at_state(model, qpos, qvel, act, ctrl) -> mujoco.MjData:

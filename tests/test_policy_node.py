@@ -16,10 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import rclpy
 from geometry_msgs.msg import PointStamped, Twist
 from numpy.testing import assert_array_equal
-from rclpy.executors import SingleThreadedExecutor
 from std_srvs.srv import SetBool
 
 from kinesis_msgs.msg import MuscleCommand, ReferenceMotion, SimState, TrackingStatus
@@ -29,6 +27,7 @@ from kinesis_sim_node.messages import SIM_STATE_QOS
 from kinesis_tasks.imitation import ImitationConfig, ImitationEnv
 from kinesis_tasks.motions import load_library
 from kinesis_training import load_policy
+from ros_client import RosTestClient
 
 DATA = Path(__file__).parent / "data" / "conformance"
 V1_MODEL = str(DATA / "kinesis_v1_model" / "myolegs.xml")
@@ -87,16 +86,11 @@ def test_goal_conversions_and_task_names():
 # --- real processes ------------------------------------------------------------------------------
 
 
-class Client:
+class Client(RosTestClient):
     """A test node on a private domain recording what the nodes publish."""
 
     def __init__(self, domain_id: int, processes: dict) -> None:
-        self.processes = processes
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context, domain_id=domain_id)
-        self.node = rclpy.create_node("policy_node_test_client", context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
+        super().__init__("policy_node_test_client", domain_id, processes, TIMEOUT_S)
         self.states: dict[int, SimState] = {}
         self.commands: dict[int, MuscleCommand] = {}
         self.tracking: list[TrackingStatus] = []
@@ -105,28 +99,6 @@ class Client:
         self.node.create_subscription(MuscleCommand, "/kinesis/muscle_command", lambda m: self.commands.setdefault(m.state_step, m), 200)
         self.node.create_subscription(TrackingStatus, "/kinesis/tracking", self.tracking.append, 200)
         self.node.create_subscription(ReferenceMotion, "/kinesis/reference_motion", self.references.append, SIM_STATE_QOS)
-
-    def spin_until(self, done, what: str, timeout: float = TIMEOUT_S) -> None:
-        deadline = time.monotonic() + timeout
-        while not done():
-            for name, (process, log) in self.processes.items():
-                assert process.poll() is None, f"{name} exited with {process.returncode}:\n{log.read_text()}"
-            assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
-            self.executor.spin_once(timeout_sec=0.01)
-
-    def call(self, srv_type, name: str, request):
-        client = self.node.create_client(srv_type, name)
-        try:
-            self.spin_until(client.service_is_ready, f"service {name}")
-            future = client.call_async(request)
-            self.spin_until(future.done, f"response of {name}")
-            return future.result()
-        finally:
-            self.node.destroy_client(client)
-
-    def close(self) -> None:
-        if self.context.ok():
-            rclpy.shutdown(context=self.context)
 
 
 @contextmanager

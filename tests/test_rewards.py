@@ -1,32 +1,29 @@
 """KINESIS v1 rewards and termination against the conformance vectors (README section 4.3)."""
 
-from pathlib import Path
-
 import mujoco
 import numpy as np
 import pytest
 
+from conftest import CONFORMANCE
+
 from kinesis_tasks import observations, rewards
 
-DATA = Path(__file__).parent / "data" / "conformance"
 ROWS = range(8)
 
 
 @pytest.fixture(scope="module")
-def model() -> mujoco.MjModel:
-    m = mujoco.MjModel.from_xml_path(str(DATA / "kinesis_v1_model" / "myolegs.xml"))
-    m.opt.timestep = 1 / 150
-    return m
+def model(v1_model) -> mujoco.MjModel:
+    return v1_model
 
 
 @pytest.fixture(scope="module")
 def task() -> dict:
-    return dict(np.load(DATA / "task_obs.npz"))
+    return dict(np.load(CONFORMANCE / "task_obs.npz"))
 
 
 @pytest.fixture(scope="module")
 def pd() -> dict:
-    return dict(np.load(DATA / "pd_control.npz"))
+    return dict(np.load(CONFORMANCE / "pd_control.npz"))
 
 
 def row_data(model, task, i) -> mujoco.MjData:

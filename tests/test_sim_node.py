@@ -18,13 +18,13 @@ import pytest
 import rclpy
 from numpy.testing import assert_array_equal
 from rcl_interfaces.srv import GetParameters
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_srvs.srv import SetBool
 
 from kinesis_msgs.msg import MuscleCommand, MuscleState, SimState
 from kinesis_msgs.srv import Reset, Step
 from kinesis_tasks import MuscleSim, load_embodiment
+from ros_client import RosTestClient
 
 pytestmark = pytest.mark.ros
 
@@ -34,40 +34,15 @@ LATCHED = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durabilit
 REASONS = ("embodiment", "mode", "length", "non_finite", "range", "stale")
 
 
-class Client:
-    """An rclpy node in the test process on the sim node's domain, with the sim node's output in a file."""
+class Client(RosTestClient):
+    """The test node on the sim node's domain: records states, publishes commands."""
 
     def __init__(self, domain_id: int, process: subprocess.Popen, log_path) -> None:
-        self.process, self.log_path = process, log_path
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context, domain_id=domain_id)
-        self.node = rclpy.create_node("sim_node_test_client", context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
+        super().__init__("sim_node_test_client", domain_id, {"sim_node": (process, log_path)}, TIMEOUT_S)
+        self.log_path = log_path
         self.states: list[SimState] = []
         self.node.create_subscription(SimState, "/kinesis/sim_state", self.states.append, LATCHED)
         self.commands = self.node.create_publisher(MuscleCommand, "/kinesis/muscle_command", 10)
-
-    def spin_until(self, done, what: str, timeout: float = TIMEOUT_S) -> None:
-        deadline = time.monotonic() + timeout
-        while not done():
-            assert self.process.poll() is None, f"sim_node exited with {self.process.returncode}:\n{self.log_path.read_text()}"
-            assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
-            self.executor.spin_once(timeout_sec=0.01)
-
-    def spin_for(self, seconds: float) -> None:
-        end = time.monotonic() + seconds
-        self.spin_until(lambda: time.monotonic() >= end, "time to pass")
-
-    def call(self, srv_type, name: str, request):
-        client = self.node.create_client(srv_type, name)
-        try:
-            self.spin_until(client.service_is_ready, f"service {name}")
-            future = client.call_async(request)
-            self.spin_until(future.done, f"response of {name}")
-            return future.result()
-        finally:
-            self.node.destroy_client(client)
 
     def wait_state(self, step: int) -> SimState:
         self.spin_until(lambda: self.states and self.states[-1].step == step, f"state {step}")
@@ -88,10 +63,6 @@ class Client:
         names = [f"rejected.{reason}" for reason in REASONS]
         response = self.call(GetParameters, "/sim_node/get_parameters", GetParameters.Request(names=names))
         return {reason: value.integer_value for reason, value in zip(REASONS, response.values)}
-
-    def close(self) -> None:
-        if self.context.ok():
-            rclpy.shutdown(context=self.context)
 
 
 @contextmanager

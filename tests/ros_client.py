@@ -1,0 +1,52 @@
+"""An rclpy node in the test process, on the private ROS domain of the node processes under test."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+
+
+class RosTestClient:
+    """Spins its own context; every wait fails early, with the log, when a watched process has exited.
+
+    ``processes`` maps a name to (process, log path); it may be filled after construction.
+    """
+
+    def __init__(self, name: str, domain_id: int, processes: dict[str, tuple[subprocess.Popen, Path]], timeout: float) -> None:
+        self.processes, self.timeout = processes, timeout
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=domain_id)
+        self.node = rclpy.create_node(name, context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+
+    def spin_until(self, done, what: str, timeout: float | None = None) -> None:
+        timeout = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        while not done():
+            for name, (process, log) in self.processes.items():
+                assert process.poll() is None, f"{name} exited with {process.returncode}:\n{log.read_text()}"
+            assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
+            self.executor.spin_once(timeout_sec=0.01)
+
+    def spin_for(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        self.spin_until(lambda: time.monotonic() >= end, "time to pass")
+
+    def call(self, srv_type, name: str, request):
+        client = self.node.create_client(srv_type, name)
+        try:
+            self.spin_until(client.service_is_ready, f"service {name}")
+            future = client.call_async(request)
+            self.spin_until(future.done, f"response of {name}")
+            return future.result()
+        finally:
+            self.node.destroy_client(client)
+
+    def close(self) -> None:
+        if self.context.ok():
+            rclpy.shutdown(context=self.context)
