@@ -40,7 +40,7 @@ def test_bench_writes_results_with_ratio(tmp_path):
     result = kinesis("bench", "--quick", "--out", str(out))
     assert result.returncode == 0, result.stderr
     results = json.loads(out.read_text())
-    legs = results["muscle_sim"]["legs"]
+    legs = results["imitation_env"]["legs"]
     assert legs["target_length"]["loop_baseline_control_steps_per_s"] > 0
     assert legs["control_mapping"]["speedup"] > 0
     assert results["versions"]["mujoco"] == "3.3.7"

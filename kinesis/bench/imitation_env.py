@@ -1,7 +1,4 @@
-"""`kinesis bench`: throughput of the core against baselines measured in the same run.
-
-Prints a table and writes JSON (``bench/results.json`` by default). Every figure
-is a median over repeats; every ratio divides two numbers of this run.
+"""Bench section ``imitation_env``: control steps/s of the simulation against baselines of the same run.
 
 Baselines kept here, and only here:
 * raw physics: ``mj_step`` x substeps with fixed controls (the physical limit);
@@ -11,32 +8,7 @@ Baselines kept here, and only here:
 
 from __future__ import annotations
 
-import argparse
-import json
-import platform
-import statistics
-import time
-from collections.abc import Callable
-from pathlib import Path
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("bench", help="measure throughput; print a table and write JSON", description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path("bench/results.json"), help="JSON output (default bench/results.json)")
-    parser.add_argument("--quick", action="store_true", help="fewer repeats (for smoke tests)")
-    parser.set_defaults(func=run)
-
-
-def median_rate(function: Callable[[], None], calls: int, repeats: int) -> float:
-    """Median calls per second of ``function`` over ``repeats`` timed batches of ``calls`` calls."""
-    rates = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(calls):
-            function()
-        rates.append(calls / (time.perf_counter() - start))
-    return statistics.median(rates)
+from kinesis.bench.common import median_rate
 
 
 def per_muscle_loop_control(model, data, action):
@@ -100,53 +72,31 @@ def bench_muscle_sim(embodiment: str, repeats: int) -> dict:
     return results
 
 
-def machine_info() -> dict:
-    import os
-
-    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(), "cpus": os.cpu_count()}
+EMBODIMENTS = ("legs", "legs_back")
 
 
-def versions() -> dict:
-    import mujoco
-    import numpy
-    import torch
-
-    return {"python": platform.python_version(), "mujoco": mujoco.__version__, "numpy": numpy.__version__, "torch": torch.__version__}
+def measure(quick: bool) -> dict:
+    repeats = 3 if quick else 7
+    return {embodiment: bench_muscle_sim(embodiment, repeats) for embodiment in EMBODIMENTS}
 
 
-def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
+def tables(results: dict) -> list:
     from rich.table import Table
 
-    repeats = 3 if args.quick else 7
-    results = {"machine": machine_info(), "versions": versions(), "muscle_sim": {}}
-    console = Console(width=140)
-    for embodiment in ("legs", "legs_back"):
-        console.print(f"[bold]muscle sim[/] {embodiment} ...")
-        results["muscle_sim"][embodiment] = bench_muscle_sim(embodiment, repeats)
-
-    table = Table(title="MuscleSim control steps/s (median) against baselines of the same run")
+    table = Table(title="control steps/s (median) against baselines of the same run")
     for column in ("embodiment", "mode", "steps/s", "raw physics steps/s", "% of physics", "per-muscle loop steps/s", "speedup vs loop"):
         table.add_column(column, justify="right")
-    for embodiment, by_mode in results["muscle_sim"].items():
+    for embodiment, by_mode in results.items():
         for mode in ("target_length", "direct"):
             row = by_mode[mode]
             loop = row.get("loop_baseline_control_steps_per_s")
             table.add_row(embodiment, mode, f"{row['control_steps_per_s']:.0f}", f"{row['physics_control_steps_per_s']:.0f}",
                           f"{100 * row['control_steps_per_s'] / row['physics_control_steps_per_s']:.0f}%",
                           f"{loop:.0f}" if loop else "", f"{row['control_steps_per_s'] / loop:.1f}x" if loop else "")
-    console.print(table)
     mapping = Table(title="target-length control law alone: vectorized vs per-muscle loop (calls/s)")
     for column in ("embodiment", "vectorized", "loop", "speedup"):
         mapping.add_column(column, justify="right")
-    for embodiment, by_mode in results["muscle_sim"].items():
+    for embodiment, by_mode in results.items():
         m = by_mode["control_mapping"]
         mapping.add_row(embodiment, f"{m['vectorized_calls_per_s']:.0f}", f"{m['loop_calls_per_s']:.0f}", f"{m['speedup']:.1f}x")
-    console.print(mapping)
-
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    partial = args.out.with_suffix(".partial")
-    partial.write_text(json.dumps(results, indent=2))
-    partial.replace(args.out)
-    console.print(f"results: {args.out}")
-    return 0
+    return [table, mapping]
