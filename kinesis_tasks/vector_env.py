@@ -1,5 +1,8 @@
 """VectorImitationEnv: N ImitationEnvs stepped by one call, with same-step autoreset.
 
+``BatchedEnv`` is the generic part (any gymnasium env made by a ``make_env()``; the downstream-task
+``VectorTaskEnv`` of ``kinesis_tasks.task_env`` uses it too); ``VectorImitationEnv`` adds the motion set.
+
 ``step(actions [N, nu])`` returns obs [N, D] float32, rewards [N], terminated [N], truncated [N] and
 infos (a dict of [N] arrays, gymnasium's vector convention). An env whose episode ended is reset in the
 same call: its row of ``obs`` is the first observation of the new episode, ``infos["final_obs"][i]``
@@ -37,7 +40,7 @@ class StepResult(NamedTuple):
     final_obs: np.ndarray | None
 
 
-def step_with_autoreset(env: ImitationEnv, action: np.ndarray) -> StepResult:
+def step_with_autoreset(env: gym.Env, action: np.ndarray) -> StepResult:
     """Step ``env``; if the episode ends, reset it (its own RNG picks the next motion)."""
     obs, reward, terminated, truncated, info = env.step(action)
     if not (terminated or truncated):
@@ -63,7 +66,7 @@ class Backend(Protocol):
 class InProcessBackend:
     """The envs in this process, stepped in order."""
 
-    def __init__(self, make_env: Callable[[], ImitationEnv], num_envs: int) -> None:
+    def __init__(self, make_env: Callable[[], gym.Env], num_envs: int) -> None:
         self.envs = [make_env() for _ in range(num_envs)]
 
     def reset(self, seeds: Sequence[int | None], options: Mapping[str, Any] | None) -> list[tuple[np.ndarray, dict]]:
@@ -82,32 +85,20 @@ class InProcessBackend:
         self.envs = []
 
 
-class VectorImitationEnv(gym.vector.VectorEnv):
-    """``num_envs`` imitation envs with one config and motion set (see the module docstring)."""
+class BatchedEnv(gym.vector.VectorEnv):
+    """``num_envs`` envs made by ``make_env()``, stepped in this process (see the module docstring)."""
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP}
 
-    def __init__(
-        self,
-        num_envs: int,
-        config: ImitationConfig | None = None,
-        motions: Mapping[str, ReferenceMotion] | Sequence[ReferenceMotion] | None = None,
-    ) -> None:
+    def __init__(self, make_env: Callable[[], gym.Env], num_envs: int) -> None:
         if int(num_envs) < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         self.num_envs = int(num_envs)
-        self.config = config if config is not None else ImitationConfig.default()
-        if motions is None:
-            from kinesis_tasks.motions import load_library
-
-            motions = load_library(self.config.motions, split=self.config.split)  # read once, shared by the envs
-        model = load_embodiment(self.config.embodiment)  # compiled once, shared (read-only) by the envs
-        self.backend: Backend = InProcessBackend(lambda: ImitationEnv(self.config, motions, model=model), self.num_envs)
+        self.backend: Backend = InProcessBackend(make_env, self.num_envs)
         self.single_observation_space = self.backend.get_attr("observation_space")[0]
         self.single_action_space = self.backend.get_attr("action_space")[0]
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, self.num_envs)
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, self.num_envs)
-        self.motion_names: tuple[str, ...] = self.backend.get_attr("motion_names")[0]
         self._was_reset = False
 
     def reset(self, *, seed: int | Sequence[int | None] | None = None, options: Mapping[str, Any] | None = None):
@@ -143,12 +134,31 @@ class VectorImitationEnv(gym.vector.VectorEnv):
         infos["final_obs"], infos["_final_obs"] = final_obs, ended
         return obs, rewards, terminated, truncated, infos
 
+    def close_extras(self, **kwargs: Any) -> None:
+        self.backend.close()
+
+
+class VectorImitationEnv(BatchedEnv):
+    """``num_envs`` imitation envs with one config and motion set (see the module docstring)."""
+
+    def __init__(
+        self,
+        num_envs: int,
+        config: ImitationConfig | None = None,
+        motions: Mapping[str, ReferenceMotion] | Sequence[ReferenceMotion] | None = None,
+    ) -> None:
+        self.config = config if config is not None else ImitationConfig.default()
+        if motions is None:
+            from kinesis_tasks.motions import load_library
+
+            motions = load_library(self.config.motions, split=self.config.split)  # read once, shared by the envs
+        model = load_embodiment(self.config.embodiment)  # compiled once, shared (read-only) by the envs
+        super().__init__(lambda: ImitationEnv(self.config, motions, model=model), num_envs)
+        self.motion_names: tuple[str, ...] = self.backend.get_attr("motion_names")[0]
+
     def set_motion_weights(self, weights: Mapping[str, float] | Sequence[float] | np.ndarray | None) -> None:
         """Motion sampling weights of every env (see ``ImitationEnv.set_motion_weights``)."""
         self.backend.call("set_motion_weights", weights)
-
-    def close_extras(self, **kwargs: Any) -> None:
-        self.backend.close()
 
 
 def _stack_infos(infos: list[dict[str, Any]]) -> dict[str, np.ndarray]:
