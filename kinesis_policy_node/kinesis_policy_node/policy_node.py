@@ -7,8 +7,10 @@ Each SimState (step k) is turned into the policy input by ``tracking.GoalTracker
 kinesis_tasks functions as offline training, the checkpoint's mean action (``kinesis_training.load_policy``)
 is published as the MuscleCommand answering step k, and /kinesis/tracking gets the step's metrics.
 Without a checkpoint the node runs ``kinesis_tasks.controllers.hold_pose_action`` (and says so once).
-The reference is published on /kinesis/reference_motion when it changes (a one-frame motion for the
-downstream tasks). Goals: /kinesis/reference_motion (track that motion from its first frame),
+The reference is published on /kinesis/reference_motion when it changes: the motion when it starts, a
+two-frame motion (now, one step later) at every state for the downstream tasks. Kick: the ball comes from
+the state when the simulation runs the soccer scene (``sim_node`` ``scene: soccer``), else it lies still on
+the penalty spot (``ball_radius`` high). Goals: /kinesis/reference_motion (track that motion from its first frame),
 /goal_point and /clicked_point (reach), /cmd_vel (directional), /kick_target (kick); a goal switches to
 its task. Unusable messages are logged and counted in the parameter ``rejected.<topic>``.
 """
@@ -95,7 +97,8 @@ class PolicyNode(Node):
             self.reject("/kinesis/sim_state", f"state of {msg.embodiment!r}, this node controls {self.embodiment!r}")
             return
         try:
-            result = self.tracker.observe(np.asarray(msg.qpos), np.asarray(msg.sensordata), msg.sim_time, int(msg.step))
+            result = self.tracker.observe(np.asarray(msg.qpos), np.asarray(msg.sensordata), msg.sim_time, int(msg.step),
+                                          qvel=np.asarray(msg.qvel))
         except ValueError as error:
             self.reject("/kinesis/sim_state", str(error))
             return

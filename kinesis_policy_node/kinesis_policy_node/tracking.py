@@ -9,6 +9,14 @@ model, ``mj_kinematics`` gives the body poses, and the ``kinesis_tasks.observati
 Imitation time: a motion started at simulation step s0 is at fractional frame (k - s0) fps dt at step k
 (linear interpolation, as ImitationEnv). When it ends, the next motion of the list starts at frame 0.
 Downstream tasks (reach, directional, kick) compute their reference from the current TaskState.
+
+The ball (kick): a state of a scene with a ball (sim_node ``scene: soccer``) carries the ball's free
+joint after the embodiment, qpos [nq + 7] and qvel [nv + 6]; the tracker then reads the ball position and
+velocity from it. A state of the embodiment alone (qpos [nq]) gets the static ball given at construction.
+The kinematic model stays the embodiment: only the first nq entries of qpos pose it.
+
+A state whose step is not after the last one observed (a reset of the simulation) starts over: the
+motion restarts from its first frame and the downstream task forgets its previous state.
 """
 
 from __future__ import annotations
@@ -94,6 +102,7 @@ class GoalTracker:
 
     ``motions``: the imitation playlist (played in turn). Goals: ``track`` (a motion),
     ``set_goal(task, goal)`` (reach: point [3]; directional: Twist; kick: target point [3]).
+    ``ball``: the static ball centre [3] for states that carry none.
     """
 
     def __init__(self, embodiment: str, task: str, motions: Sequence[ReferenceMotion], goals: dict[str, Any],
@@ -104,6 +113,10 @@ class GoalTracker:
         tracked = observations.tracked_bodies(model, include_head=self.config.tracks_head())
         self.layout = observations.body_layout(model, tracked)
         self.motion_bodies = (_MOTION_ROOT, *tracked[1:])
+        # Downstream tasks see the 7 leg keypoints (kinesis_tasks.tasks); their rows in the tracked layout:
+        task_bodies = observations.tracked_bodies(model, include_head=False)
+        self.task_layout = observations.body_layout(model, task_bodies)
+        self.task_rows = np.array([tracked.index(body) for body in task_bodies])
         self.dt = model.opt.timestep * physics_defaults()[1]
         self.tasks = {"reach": ReachTask(), "directional": DirectionalTask(dt=self.dt), "kick": KickTask()}
         self.goals = dict(goals)
@@ -115,6 +128,7 @@ class GoalTracker:
         self.previous: TaskState | None = None
         self.last_reference: tuple[np.ndarray, np.ndarray] | None = None
         self.changed = True  # the reference changed since the last ``take_changed``
+        self.last_step: int | None = None
         self.eval_distance = self.config.eval_termination_distance
         if self.task == "imitation" and self.playlist:
             self.track = MotionTrack.prepare(self.playlist[0], self.motion_bodies, self.dt)
@@ -132,20 +146,26 @@ class GoalTracker:
         changed, self.changed = self.changed, False
         return changed
 
-    def observe(self, qpos: np.ndarray, sensordata: np.ndarray, sim_time: float, step: int) -> StepResult:
-        """StepResult of the state at simulation step ``step`` (ValueError for arrays of the wrong size)."""
-        for name, value, size in (("qpos", qpos, self.model.nq), ("sensordata", sensordata, self.model.nsensordata)):
-            if np.shape(value) != (size,):
-                raise ValueError(f"{name}: expected {size} values for this embodiment, got {np.shape(value)}")
+    def observe(self, qpos: np.ndarray, sensordata: np.ndarray, sim_time: float, step: int,
+                qvel: np.ndarray | None = None) -> StepResult:
+        """StepResult of the state at simulation step ``step``: qpos [nq] or, with a ball, qpos [nq + 7] and
+        qvel [nv + 6]; sensordata [nsensordata] (ValueError for arrays of the wrong size)."""
+        ball = self._ball_state(qpos, qvel)
+        if np.shape(sensordata) != (self.model.nsensordata,):
+            raise ValueError(f"sensordata: expected {self.model.nsensordata} values for this embodiment, "
+                             f"got {np.shape(sensordata)}")
+        if self.last_step is not None and step <= self.last_step:
+            self.start_step, self.previous = None, None
+        self.last_step = step
         data = self.data
-        data.qpos[:], data.sensordata[:], data.time = qpos, sensordata, sim_time
+        data.qpos[:], data.sensordata[:], data.time = qpos[:self.model.nq], sensordata, sim_time
         mujoco.mj_kinematics(self.model, data)
         state = observations.body_state(self.layout, data.xpos, data.xquat, data.qpos, data.sensordata)
         body_pos = state.xpos[self.layout.tracked]
         if self.task == "imitation" and self.track is not None:
             ref_now, ref_next, metrics = self._imitation(state, step)
         else:
-            ref_now, ref_next, metrics = self._downstream(state, body_pos)
+            ref_now, ref_next, metrics = self._downstream(state, body_pos, ball)
         self.last_reference = ref_next
         obs = np.concatenate((observations.proprioception_from_state(self.layout, state),
                               observations.imitation_from_state(self.layout, state, *ref_next)))
@@ -181,16 +201,36 @@ class GoalTracker:
         return ref_now, ref_next, dict(motion=self.track.motion.name, frame=int(round(t * self.track.frames_per_step)),
                                        reward=reward, terminated=terminated, success=not terminated)
 
-    def _downstream(self, state: observations.BodyState, body_pos: np.ndarray):
+    def _ball_state(self, qpos: np.ndarray, qvel: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(position [3], velocity [3]) of the ball the state carries, else of the static ball (velocity 0)."""
+        nq, nv = self.model.nq, self.model.nv
+        if np.shape(qpos) == (nq,):
+            return self.ball, None if self.ball is None else np.zeros(3)
+        if np.shape(qpos) != (nq + 7,):
+            raise ValueError(f"qpos: expected {nq} values for this embodiment (or {nq + 7} with a ball), got {np.shape(qpos)}")
+        if np.shape(qvel) != (nv + 6,):
+            raise ValueError(f"qvel: a state with a ball needs {nv + 6} values, got {np.shape(qvel)}")
+        return np.asarray(qpos[nq:nq + 3], dtype=np.float64), np.asarray(qvel[nv:nv + 3], dtype=np.float64)
+
+    def _downstream(self, state: observations.BodyState, body_pos: np.ndarray, ball: tuple):
         if self.task == "imitation":  # no motion yet: hold the current pose
             ref = (body_pos.copy(), np.zeros_like(body_pos))
             return ref, ref, dict(motion="", frame=0, reward=0.0, terminated=False, success=True)
+        self.changed = True  # the reference follows the state
         task, goal = self.tasks[self.task], self.goals[self.task]
-        ball = (self.ball, np.zeros(3)) if self.task == "kick" else (None, None)
-        current = state_from_data(self.layout, self.data, ball_pos=ball[0], ball_vel=ball[1])
+        ball = ball if self.task == "kick" else (None, None)
+        current = state_from_data(self.task_layout, self.data, ball_pos=ball[0], ball_vel=ball[1])
         reward = task.total(task.reward(self.previous, current, goal)) if self.previous is not None else 0.0
-        ref_now = task.reference(self.previous, goal) if self.previous is not None else (body_pos, np.zeros_like(body_pos))
-        ref_next = task.reference(current, goal)
+        still = (body_pos, np.zeros_like(body_pos))
+        ref_now = self._all_bodies(task.reference(self.previous, goal), body_pos) if self.previous is not None else still
+        ref_next = self._all_bodies(task.reference(current, goal), body_pos)
         self.previous = current
         return ref_now, ref_next, dict(motion=f"{self.task}_goal", frame=0, reward=float(reward),
                                        terminated=bool(task.done(current, goal)), success=bool(task.success(current, goal)))
+
+    def _all_bodies(self, reference: tuple[np.ndarray, np.ndarray], body_pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A task reference [7, 3] in the tracked layout [K, 3]: bodies the task does not place (the head)
+        stay where they are, at rest, as the point-goal reference keeps every body but the root."""
+        ref_pos, ref_vel = body_pos.copy(), np.zeros_like(body_pos)
+        ref_pos[self.task_rows], ref_vel[self.task_rows] = reference
+        return ref_pos, ref_vel

@@ -1,7 +1,9 @@
 """sim_node: the MuJoCo muscle simulation (kinesis_tasks.MuscleSim) as a ROS 2 node.
 
 Run: ``python -m kinesis_sim_node.sim_node [--ros-args -p clock:=realtime ...]``.
-Parameters and their defaults: ``config/sim_node.yaml``.
+Parameters and their defaults: ``config/sim_node.yaml``. ``scene`` (``scenes.load_scene``) builds a
+task scene around the embodiment: ``soccer`` (legs_back only) adds the ball, goal and goalkeeper; the
+ball's free joint follows the embodiment in qpos/qvel (SimState.qpos [nq + 7], qvel [nv + 6]).
 
 Publishes ``/kinesis/sim_state`` (SimState, latched: transient local, depth 1), ``/joint_states``
 (hinge and slide joints) and ``/kinesis/muscle_state``; subscribes ``/kinesis/muscle_command``.
@@ -40,8 +42,8 @@ from std_srvs.srv import SetBool
 
 from kinesis_msgs.msg import MuscleCommand, MuscleState, SimState
 from kinesis_msgs.srv import Reset, Step
-from kinesis_sim_node import messages
-from kinesis_tasks import MuscleSim, load_embodiment
+from kinesis_sim_node import messages, scenes
+from kinesis_tasks import MuscleSim
 from kinesis_tasks.config import load_config
 from kinesis_sim_node.spin import spin_node
 
@@ -57,7 +59,8 @@ class SimNode(Node):
         if p["clock"] not in CLOCKS:
             raise ValueError(f"parameter clock must be one of {CLOCKS}, got {p['clock']!r}")
         self.embodiment, self.clock, self.mode = str(p["embodiment"]), p["clock"], p["control_mode"]
-        model = load_embodiment(self.embodiment)
+        self.scene = str(p["scene"])
+        model = scenes.load_scene(self.embodiment, self.scene)
         self.sim = MuscleSim(model, control_mode=self.mode, substeps=substeps_for_rate(model.opt.timestep, float(p["control_rate_hz"])),
                              muscle_condition=p["muscle_condition"])
         self.layout = messages.StateLayout.from_model(model)
@@ -81,7 +84,8 @@ class SimNode(Node):
         if self.clock == "realtime":
             self.create_timer(self.sim.control_dt, self.on_timer)
         self.publish_state()
-        self.get_logger().info(f"ready: {self.embodiment} ({model.nu} muscles), {self.mode} control, {self.clock} clock "
+        where = f" in the {self.scene} scene" if self.scene else ""
+        self.get_logger().info(f"ready: {self.embodiment} ({model.nu} muscles){where}, {self.mode} control, {self.clock} clock "
                                f"at {1 / self.sim.control_dt:g} Hz")
 
     def on_command(self, msg: MuscleCommand) -> None:

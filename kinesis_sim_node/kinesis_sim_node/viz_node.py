@@ -1,7 +1,8 @@
 """Visualization node: RViz markers, a Foxglove WebSocket server and MCAP recording.
 
 Run: ``python -m kinesis_sim_node.viz_node --ros-args --params-file config/viz_node.yaml``.
-Keeps a kinematic copy of the embodiment, poses it from every /kinesis/sim_state and publishes
+Keeps a kinematic copy of the embodiment (or of its ``scene``, as the sim node's: ``scenes.load_scene``,
+e.g. the soccer ball, goal and keeper), poses it from every /kinesis/sim_state and publishes
 /kinesis/markers (MarkerArray, frame "world") at ``rate_hz``, when something changed or at least
 once a second. With ``foxglove`` it serves ws://127.0.0.1:<port>; with ``record`` it writes every
 topic it subscribes (as CDR with ros2msg schemas) plus the scene (/kinesis/scene,
@@ -27,8 +28,7 @@ from sensor_msgs.msg import JointState
 from visualization_msgs.msg import MarkerArray
 
 from kinesis_msgs.msg import MuscleState, ReferenceMotion, SimState, TrackingStatus
-from kinesis_sim_node import foxglove_scene, ros_channels, rviz_markers
-from kinesis_tasks import load_embodiment
+from kinesis_sim_node import foxglove_scene, ros_channels, rviz_markers, scenes
 from kinesis_tasks.scene import SceneLayout, build_scene, reference_frame, set_pose
 from kinesis_sim_node.spin import spin_node
 
@@ -54,6 +54,7 @@ class VizNode(Node):
     def __init__(self) -> None:
         super().__init__("kinesis_viz")
         self.embodiment = self.declare_parameter("embodiment", "legs").value
+        scene = str(self.declare_parameter("scene", "").value)
         rate_hz = float(self.declare_parameter("rate_hz", 15.0).value)
         serve = bool(self.declare_parameter("foxglove", False).value)
         port = int(self.declare_parameter("port", 8765).value)
@@ -63,7 +64,7 @@ class VizNode(Node):
         if rate_hz <= 0:
             raise ValueError(f"rate_hz: must be positive, got {rate_hz}")
 
-        self.model = load_embodiment(self.embodiment)
+        self.model = scenes.load_scene(self.embodiment, scene)
         self.data = mujoco.MjData(self.model)
         self.layout = SceneLayout.from_model(self.model, geom_groups=geom_groups)
         self.state: SimState | None = None
