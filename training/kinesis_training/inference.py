@@ -2,7 +2,8 @@
 
 Wraps a checkpoint (conformance README section 7.3) loaded by ``checkpoint.load_checkpoint`` in evaluation
 mode: no call ever updates a normalizer. Every method takes a batch [B, obs_dim] (a single [obs_dim] row
-is accepted and gives unbatched results) and returns float32 arrays.
+is accepted and gives unbatched results) and returns float32 arrays. ``mean_action`` of small batches runs
+the packed kernels of ``fast_policy`` (the acting path of evaluation and the policy node).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 import torch
 
 from kinesis_training.checkpoint import Checkpoint, PolicySpec, load_checkpoint
+from kinesis_training.fast_policy import MAX_FAST_BATCH, FastMeanAction
 from kinesis_training.policies import MoEActor
 
 
@@ -26,6 +28,10 @@ class LoadedPolicy:
         self._generator = torch.Generator()
         if seed is not None:
             self._generator.manual_seed(seed)
+        # packed snapshot of the mean network(s) for batches of 1..MAX_FAST_BATCH rows; the first call loads
+        # (or compiles) the kernels, here rather than on the first action
+        self.fast_mean_action = FastMeanAction(self.policy)
+        self.fast_mean_action(np.zeros((1, self.obs_dim), np.float32))
 
     @property
     def spec(self) -> PolicySpec:
@@ -43,13 +49,19 @@ class LoadedPolicy:
     def action_dim(self) -> int:
         return self.spec.action_dim
 
-    def _batch(self, array: np.ndarray, width: int, name: str) -> tuple[torch.Tensor, bool]:
+    @staticmethod
+    def _rows(array: np.ndarray, width: int, name: str) -> tuple[np.ndarray, bool]:
+        """(float32 array [B, width], whether the input was a single row)."""
         x = np.asarray(array, dtype=np.float32)
         single = x.ndim == 1
         if single:
             x = x[None]
         if x.ndim != 2 or x.shape[1] != width:
             raise ValueError(f"{name} must have shape [B, {width}] or [{width}], got {np.shape(array)}")
+        return x, single
+
+    def _batch(self, array: np.ndarray, width: int, name: str) -> tuple[torch.Tensor, bool]:
+        x, single = self._rows(array, width, name)
         return torch.from_numpy(x), single
 
     @staticmethod
@@ -59,8 +71,11 @@ class LoadedPolicy:
 
     def mean_action(self, obs: np.ndarray) -> np.ndarray:
         """Deterministic action [B, A] (MoE: the most probable expert's action)."""
-        x, single = self._batch(obs, self.obs_dim, "obs")
-        return self._out(self.policy.mean_action(x), single)
+        x, single = self._rows(obs, self.obs_dim, "obs")
+        if 0 < x.shape[0] <= MAX_FAST_BATCH:
+            actions = self.fast_mean_action(x)
+            return actions[0] if single else actions
+        return self._out(self.policy.mean_action(torch.from_numpy(x)), single)
 
     def act(self, obs: np.ndarray, deterministic: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """(actions [B, A], log_probs [B]) sampled as in the original acting path (seeded by `seed`)."""

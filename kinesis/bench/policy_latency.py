@@ -1,0 +1,170 @@
+"""Bench section ``policy_latency_ms``: deterministic action latency at batch 1 on one thread.
+
+For the built-in ``legs`` embodiment's sizes, with random weights and normalizer statistics: the median ms
+per ``mean_action`` call of the packed kernels (``kinesis_training.fast_policy``, what ``load_policy`` runs)
+against the reference ``nn.Module`` path. ``lattice_paper`` and ``moe_paper`` (3 experts) are the figures
+the targets apply to (1 ms and 2 ms).
+
+Baselines kept here, and only here:
+* the reference: ``Actor.mean_action`` on a torch tensor (nn.Linear, BLAS);
+* the memory floor: ``torch.sum`` over as many bytes as the call reads (a plain streaming read);
+* fp16 weights: the reference layers with weights rounded to float16 (fbgemm, float32 activations and
+  accumulation), the reduced-precision option we measured and did not adopt, with its action error.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+TARGETS_MS = {"lattice_paper": 1.0, "moe_paper": 2.0}
+NETWORKS = {  # name -> (actor kind, preset)
+    "lattice_paper": ("lattice", "paper"),
+    "moe_paper": ("moe", "paper"),
+    "gaussian_small": ("gaussian", "small"),
+    "moe_small": ("moe", "small"),
+}
+
+
+def interleaved_median_ms(functions: dict[str, Callable[[], object]], calls: int, repeats: int) -> dict[str, float]:
+    """Median ms per call of each function, timed in turns (one batch of ``calls`` each per round),
+    so that a slow spell of the machine hits all of them alike."""
+    for function in functions.values():
+        function()
+    samples: dict[str, list[float]] = {name: [] for name in functions}
+    for _ in range(repeats):
+        for name, function in functions.items():
+            start = time.perf_counter()
+            for _ in range(calls):
+                function()
+            samples[name].append((time.perf_counter() - start) / calls * 1e3)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def legs_sizes() -> tuple[int, int]:
+    """(observation size, muscles) of the built-in ``legs`` embodiment."""
+    from kinesis_tasks import load_embodiment
+    from kinesis_tasks.observations import body_layout
+
+    model = load_embodiment("legs")
+    return body_layout(model).full_size, model.nu
+
+
+def random_actor(kind: str, preset: str, obs_dim: int, action_dim: int, seed: int):
+    """A preset actor with its default initialisation and random normalizer statistics (evaluation mode)."""
+    import torch
+
+    from kinesis_training.presets import build_actor, get_preset
+
+    torch.manual_seed(seed)
+    actor = build_actor(kind, obs_dim, action_dim, get_preset(preset)).eval()
+    with torch.no_grad():
+        for norm in (m for m in actor.modules() if type(m).__name__ == "RunningNorm"):
+            norm.n.fill_(1000)
+            norm.mean.normal_()
+            norm.std.uniform_(0.5, 2.0)
+    return actor
+
+
+def fp16_weight_mean_action(actor):
+    """Baseline: the Gaussian/Lattice mean network with float16 weights (fbgemm), float32 activations."""
+    import torch
+    from torch.nn import functional as F
+
+    layers = [*actor.net.affine_layers, actor.action_mean]
+    packed = [torch.ops.quantized.linear_prepack_fp16(layer.weight.detach(), layer.bias.detach()) for layer in layers]
+
+    @torch.inference_mode()
+    def mean_action(obs: torch.Tensor) -> torch.Tensor:
+        x = actor.norm.normalize(obs)
+        for index, weights in enumerate(packed):
+            x = torch.ops.quantized.linear_dynamic_fp16(x, weights)
+            if index < len(packed) - 1:
+                F.silu(x, inplace=True)
+        return x
+
+    return mean_action
+
+
+def bench_network(name: str, obs_dim: int, action_dim: int, calls: int, repeats: int) -> dict:
+    import numpy as np
+    import torch
+
+    from kinesis_training.fast_policy import FastMeanAction
+
+    kind, preset = NETWORKS[name]
+    actor = random_actor(kind, preset, obs_dim, action_dim, seed=0)
+    fast = FastMeanAction(actor)
+    obs = np.random.default_rng(0).standard_normal((1, obs_dim)).astype(np.float32)
+    obs_tensor = torch.from_numpy(obs)
+    reference_action = actor.mean_action(obs_tensor).numpy()
+    expert = int(fast.expert_choice(obs)[0]) if fast.gate is not None else 0
+    nbytes = fast.experts[expert].nbytes + (fast.gate.nbytes if fast.gate is not None else 0)
+    floor_buffer = torch.ones(nbytes // 4)
+    functions = {
+        "reference": lambda: actor.mean_action(obs_tensor),
+        "fast": lambda: fast(obs),
+        "memory_floor": lambda: floor_buffer.sum(),
+    }
+    fp16 = None
+    if kind != "moe":
+        fp16 = fp16_weight_mean_action(actor)
+        functions["fp16_weights"] = lambda: fp16(obs_tensor)
+    ms = interleaved_median_ms(functions, calls, repeats)
+    result = {
+        "reference_ms": ms["reference"],
+        "fast_ms": ms["fast"],
+        "speedup": ms["reference"] / ms["fast"],
+        "memory_floor_ms": ms["memory_floor"],
+        "mb_read_per_call": nbytes / 1e6,
+        "fast_gb_per_s": nbytes / 1e6 / ms["fast"],
+        "max_abs_diff_fast": float(np.abs(fast(obs) - reference_action).max()),
+        "max_abs_action": float(np.abs(reference_action).max()),
+    }
+    if fp16 is not None:
+        result["fp16_weights_ms"] = ms["fp16_weights"]
+        result["max_abs_diff_fp16_weights"] = float(np.abs(fp16(obs_tensor).numpy() - reference_action).max())
+    return result
+
+
+def measure(quick: bool) -> dict:
+    import torch
+
+    torch.set_num_threads(1)
+    obs_dim, action_dim = legs_sizes()
+    repeats = 5 if quick else 21
+    by_network = {}
+    for name, (_, preset) in NETWORKS.items():
+        calls = (10 if quick else 30) if preset == "paper" else (200 if quick else 1000)
+        by_network[name] = bench_network(name, obs_dim, action_dim, calls, repeats)
+    return {
+        **{name: by_network[name]["fast_ms"] for name in TARGETS_MS},
+        "targets_ms": TARGETS_MS,
+        "targets_met": {name: by_network[name]["fast_ms"] <= target for name, target in TARGETS_MS.items()},
+        "threads": torch.get_num_threads(),
+        "obs_dim": obs_dim,
+        "action_dim": action_dim,
+        "networks": by_network,
+    }
+
+
+def tables(results: dict) -> list:
+    from rich.table import Table
+
+    table = Table(title=f"mean_action latency, batch 1, {results['threads']} thread, obs {results['obs_dim']} -> "
+                        f"{results['action_dim']} (median ms; rel. diff = max |action - reference| / max |reference|)")
+    for column in ("network", "MB read", "reference", "fast", "speedup", "GB/s", "memory floor", "target", "met",
+                   "rel. diff", "fp16 weights", "fp16 rel. diff"):
+        table.add_column(column, justify="right")
+    for name, row in results["networks"].items():
+        target = results["targets_ms"].get(name)
+        fp16 = row.get("fp16_weights_ms")
+        table.add_row(
+            name, f"{row['mb_read_per_call']:.1f}", f"{row['reference_ms']:.3f}", f"{row['fast_ms']:.3f}",
+            f"{row['speedup']:.1f}x", f"{row['fast_gb_per_s']:.1f}", f"{row['memory_floor_ms']:.3f}",
+            f"{target:.0f}" if target else "", ("yes" if results["targets_met"][name] else "NO") if target else "",
+            f"{row['max_abs_diff_fast'] / row['max_abs_action']:.0e}", f"{fp16:.3f}" if fp16 else "",
+            f"{row['max_abs_diff_fp16_weights'] / row['max_abs_action']:.0e}" if fp16 else "",
+        )
+    return [table]
