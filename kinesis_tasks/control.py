@@ -11,9 +11,11 @@
     MuJoCo's muscle produce it at (L, V) inverts the force model
     F = gain(L, V) * u + bias(L):  u = clip((F_d - bias) / min(-1, gain), 0, 1).
 
-The muscle curves are MuJoCo's (``mju_muscleGain`` / ``mju_muscleBias``),
-re-expressed as vectorized NumPy over all muscles; ``tests/test_control.py``
-checks them against the MuJoCo functions muscle by muscle.
+The muscle curves are MuJoCo's (``mju_muscleGain`` / ``mju_muscleBias``), re-expressed per muscle
+as compiled scalar functions (``kinesis_tasks.kernels``, "muscle force model"); ``tests/test_control.py``
+checks them against the MuJoCo functions muscle by muscle. ``MuscleSim`` calls
+``kernels.target_length_control_into`` at every physics sub-step; the functions below evaluate the
+same scalar code over arrays [..., nu].
 """
 
 from __future__ import annotations
@@ -23,32 +25,77 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
+from kinesis_tasks import kernels
+from kinesis_tasks.kernels import KD_PER_KP, KP_PER_PEAK_FORCE  # noqa: F401  (the PD gains, part of this API)
+
 CONTROL_MODES = ("direct", "target_length")
 _MINVAL = 1e-15  # mjMINVAL: MuJoCo's guard against division by zero
-KP_PER_PEAK_FORCE = 5.0
-KD_PER_KP = 0.1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class MuscleParams:
-    """Per-muscle constants of the force model, read once from a model (arrays of shape [nu]).
+    """Per-muscle constants of the force model, read once from a model.
 
-    MuJoCo's curves are piecewise quadratics in the normalized length; they are
-    stored here as the constants of the equivalent forms used below (widths as
-    inverses, so a control step does no divisions by parameters).
+    MuJoCo's curves are piecewise quadratics in the normalized length; they are stored as the
+    constants of the equivalent forms used below (widths as inverses, so a control step does no
+    divisions by parameters), one row of ``table`` [11, nu] each, named by the properties.
     """
 
     lengthrange: np.ndarray  # [nu, 2] m
-    peak_force: np.ndarray  # F_peak = biasprm[:, 2], N (the PD law's force bound)
-    force_scale: np.ndarray  # F of the curves: gainprm[2], or scale/acc0 when gainprm[2] < 0, N
-    passive_scale: np.ndarray  # F * fpmax, N
-    length_offset: np.ndarray  # normalized length = length * inv_optimal_length + length_offset
-    inv_optimal_length: np.ndarray  # 1/L0, 1/m
-    inv_velocity_scale: np.ndarray  # 1/(L0 vmax), s/m
-    inv_width_short: np.ndarray  # 1/(1 - a), a = (lmin + 1)/2: the force-length curve below optimum
-    inv_width_long: np.ndarray  # 1/(b - 1), b = (1 + lmax)/2: above optimum, and the passive curve
-    fvmax: np.ndarray
-    inv_fv_span: np.ndarray  # 1/(fvmax - 1)
+    table: np.ndarray  # [11, nu] float64, C-contiguous, read-only
+
+    @property
+    def peak_force(self) -> np.ndarray:
+        """F_peak = biasprm[:, 2], N (the PD law's force bound)."""
+        return self.table[kernels.PEAK_FORCE]
+
+    @property
+    def force_scale(self) -> np.ndarray:
+        """F of the curves: gainprm[2], or scale/acc0 when gainprm[2] < 0, N."""
+        return self.table[kernels.FORCE_SCALE]
+
+    @property
+    def passive_scale(self) -> np.ndarray:
+        """F * fpmax, N."""
+        return self.table[kernels.PASSIVE_SCALE]
+
+    @property
+    def length_offset(self) -> np.ndarray:
+        """Normalized length = length * inv_optimal_length + length_offset."""
+        return self.table[kernels.LENGTH_OFFSET]
+
+    @property
+    def inv_optimal_length(self) -> np.ndarray:
+        """1/L0, 1/m."""
+        return self.table[kernels.INV_OPTIMAL_LENGTH]
+
+    @property
+    def inv_velocity_scale(self) -> np.ndarray:
+        """1/(L0 vmax), s/m."""
+        return self.table[kernels.INV_VELOCITY_SCALE]
+
+    @property
+    def inv_width_short(self) -> np.ndarray:
+        """1/(1 - a), a = (lmin + 1)/2: the force-length curve below the optimum."""
+        return self.table[kernels.INV_WIDTH_SHORT]
+
+    @property
+    def inv_width_long(self) -> np.ndarray:
+        """1/(b - 1), b = (1 + lmax)/2: above the optimum, and the passive curve."""
+        return self.table[kernels.INV_WIDTH_LONG]
+
+    @property
+    def fvmax(self) -> np.ndarray:
+        return self.table[kernels.FVMAX]
+
+    @property
+    def inv_fv_span(self) -> np.ndarray:
+        """1/(fvmax - 1)."""
+        return self.table[kernels.INV_FV_SPAN]
+
+    @property
+    def nu(self) -> int:
+        return self.table.shape[1]
 
     @classmethod
     def from_model(cls, model: mujoco.MjModel) -> MuscleParams:
@@ -60,48 +107,43 @@ class MuscleParams:
         force_scale = np.where(force < 0, scale / np.maximum(_MINVAL, model.actuator_acc0), force)
         optimal_length = (lengthrange[:, 1] - lengthrange[:, 0]) / np.maximum(_MINVAL, range_hi - range_lo)
         inv_optimal_length = 1.0 / np.maximum(_MINVAL, optimal_length)
-        return cls(
-            lengthrange=lengthrange,
-            peak_force=np.array(model.actuator_biasprm[:, 2], dtype=float),
-            force_scale=force_scale,
-            passive_scale=force_scale * fpmax,
-            length_offset=range_lo - lengthrange[:, 0] * inv_optimal_length,
-            inv_optimal_length=inv_optimal_length,
-            inv_velocity_scale=1.0 / np.maximum(_MINVAL, optimal_length * vmax),
-            inv_width_short=1.0 / np.maximum(_MINVAL, 1.0 - 0.5 * (lmin + 1.0)),
-            inv_width_long=1.0 / np.maximum(_MINVAL, 0.5 * (1.0 + lmax) - 1.0),
-            fvmax=fvmax,
-            inv_fv_span=1.0 / np.maximum(_MINVAL, fvmax - 1.0),
-        )
+        table = np.empty((kernels.MUSCLE_TABLE_ROWS, model.nu))
+        table[kernels.LENGTH_MAX] = lengthrange[:, 1]
+        table[kernels.PEAK_FORCE] = model.actuator_biasprm[:, 2]
+        table[kernels.FORCE_SCALE] = force_scale
+        table[kernels.PASSIVE_SCALE] = force_scale * fpmax
+        table[kernels.LENGTH_OFFSET] = range_lo - lengthrange[:, 0] * inv_optimal_length
+        table[kernels.INV_OPTIMAL_LENGTH] = inv_optimal_length
+        table[kernels.INV_VELOCITY_SCALE] = 1.0 / np.maximum(_MINVAL, optimal_length * vmax)
+        table[kernels.INV_WIDTH_SHORT] = 1.0 / np.maximum(_MINVAL, 1.0 - 0.5 * (lmin + 1.0))
+        table[kernels.INV_WIDTH_LONG] = 1.0 / np.maximum(_MINVAL, 0.5 * (1.0 + lmax) - 1.0)
+        table[kernels.FVMAX] = fvmax
+        table[kernels.INV_FV_SPAN] = 1.0 / np.maximum(_MINVAL, fvmax - 1.0)
+        lengthrange.setflags(write=False)
+        table.setflags(write=False)
+        return cls(lengthrange=lengthrange, table=table)
+
+
+def _force_model(params: MuscleParams, quantity: int, action, length, velocity) -> np.ndarray:
+    """One quantity (``kernels.TARGET_LENGTH`` ... ``kernels.CONTROL``) of the law over arrays broadcast to [..., nu]."""
+    arrays = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in (action, length, velocity)))
+    shape = arrays[0].shape
+    if shape[-1:] != (params.nu,):
+        raise ValueError(f"muscle arrays: expected shape [..., {params.nu}], got {shape}")
+    rows = [np.ascontiguousarray(x).reshape(-1, params.nu) for x in arrays]
+    out = np.empty((5,) + rows[0].shape)
+    kernels.force_model_rows(params.table, *rows, out)
+    return out[quantity].reshape(shape)
 
 
 def muscle_gain(params: MuscleParams, length: np.ndarray, velocity: np.ndarray) -> np.ndarray:
     """Active force per unit control, -F * FL(L) * FV(V) (N, <= 0); shapes [..., nu]."""
-    stretch = length * params.inv_optimal_length + params.length_offset - 1.0  # normalized length - 1
-    return -params.force_scale * _force_length(stretch, params) * _force_velocity(velocity * params.inv_velocity_scale, params)
+    return _force_model(params, kernels.GAIN, 0.0, length, velocity)
 
 
 def muscle_bias(params: MuscleParams, length: np.ndarray) -> np.ndarray:
     """Passive force at a length (N, <= 0): 0 below the optimum, quadratic, then linear; shapes [..., nu]."""
-    s = np.maximum(length * params.inv_optimal_length + params.length_offset - 1.0, 0.0) * params.inv_width_long
-    return -params.passive_scale * np.where(s <= 1.0, 0.5 * s * s, s - 0.5)
-
-
-def _force_length(stretch: np.ndarray, params: MuscleParams) -> np.ndarray:
-    """Active force-length curve: 1 at the optimum, 0 outside [lmin, lmax].
-
-    With s = |L - 1| / width (the width of the side of the optimum L lies on),
-    MuJoCo's four quadratic pieces become 1 - s^2/2 for s <= 1 and (2 - s)^2/2 for 1 < s <= 2.
-    """
-    s = np.minimum(np.where(stretch < 0.0, -stretch * params.inv_width_short, stretch * params.inv_width_long), 2.0)
-    return np.where(s <= 1.0, 1.0 - 0.5 * s * s, 0.5 * (2.0 - s) ** 2)
-
-
-def _force_velocity(velocity: np.ndarray, params: MuscleParams) -> np.ndarray:
-    """Force-velocity curve: 0 at -vmax (shortening), 1 isometric, fvmax when lengthening fast."""
-    span = params.fvmax - 1.0
-    v = np.clip(velocity, -1.0, span)
-    return np.where(v <= 0.0, (v + 1.0) ** 2, params.fvmax - (span - v) ** 2 * params.inv_fv_span)
+    return _force_model(params, kernels.BIAS, 0.0, length, 0.0)
 
 
 def direct_excitation(action: np.ndarray) -> np.ndarray:
@@ -111,15 +153,12 @@ def direct_excitation(action: np.ndarray) -> np.ndarray:
 
 def target_lengths(params: MuscleParams, action: np.ndarray) -> np.ndarray:
     """Target length L* = (a + 1)/2 * lengthrange_max (m), action clipped to [-1, 1]."""
-    return (np.clip(action, -1.0, 1.0) + 1.0) * 0.5 * params.lengthrange[:, 1]
+    return _force_model(params, kernels.TARGET_LENGTH, action, 0.0, 0.0)
 
 
 def desired_forces(params: MuscleParams, action: np.ndarray, length: np.ndarray, velocity: np.ndarray) -> np.ndarray:
     """PD force toward the target length, clip(kp (L* - L) - kd V, -F_peak, 0) (N)."""
-    kp = KP_PER_PEAK_FORCE * params.peak_force
-    kd = KD_PER_KP * kp
-    force = kp * (target_lengths(params, action) - length) - kd * velocity
-    return np.clip(force, -params.peak_force, 0.0)
+    return _force_model(params, kernels.DESIRED_FORCE, action, length, velocity)
 
 
 def target_length_control(
@@ -133,10 +172,7 @@ def target_length_control(
         length: [..., nu] muscle lengths, m.
         velocity: [..., nu] muscle velocities, m/s.
     """
-    force = desired_forces(params, action, length, velocity)
-    gain = muscle_gain(params, length, velocity)
-    bias = muscle_bias(params, length)
-    return np.clip((force - bias) / np.minimum(-1.0, gain), 0.0, 1.0)
+    return _force_model(params, kernels.CONTROL, action, length, velocity)
 
 
 def target_length_activation(model: mujoco.MjModel, data: mujoco.MjData, action: np.ndarray) -> np.ndarray:

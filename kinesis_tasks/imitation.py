@@ -31,7 +31,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
-from kinesis_tasks import observations, rewards
+from kinesis_tasks import kernels, observations, rewards
 from kinesis_tasks.config import load_config
 from kinesis_tasks.embodiment import builtin_embodiments, load_embodiment
 from kinesis_tasks.initial_pose import PoseFitter
@@ -126,11 +126,8 @@ class _Track:
 
     def at(self, position: float) -> tuple[np.ndarray, np.ndarray]:
         """(positions [K, 3], velocities [K, 3]) at fractional frame ``position`` (clamped to the motion)."""
-        position = min(max(position, 0.0), self.num_frames - 1.0)
-        low = min(int(position), self.num_frames - 2)
-        alpha = position - low
-        pos = self.keypoints[low] + alpha * (self.keypoints[low + 1] - self.keypoints[low])
-        vel = self.velocities[low] + alpha * (self.velocities[low + 1] - self.velocities[low])
+        pos, vel = np.empty(self.keypoints.shape[1:]), np.empty(self.keypoints.shape[1:])
+        kernels.interpolate_into(self.keypoints, self.velocities, float(position), pos, vel)
         return pos, vel
 
 
@@ -167,6 +164,7 @@ class ImitationEnv(gym.Env):
         )
         tracked = observations.tracked_bodies(self.model, include_head=self.config.tracks_head())
         self.layout = observations.body_layout(self.model, tracked)
+        self._state = observations.BodyState.empty(self.layout)
         self._motion_bodies = (_MOTION_ROOT, *tracked[1:])
         self._termination_distance = self.config.termination.distance
         self.dt = self.sim.control_dt
@@ -300,16 +298,13 @@ class ImitationEnv(gym.Env):
         self.sim.step(action)
         mujoco.mj_kinematics(self.model, self.sim.data)
         self._t += 1
-        data = self.sim.data
-        state = observations.body_state(self.layout, data.xpos, data.xquat, data.qpos, data.sensordata)
+        state = self._body_state()
         frame = self._frame(self._t)
         ref_pos, ref_vel = self._track.at(frame)
-        terms = rewards.reward_terms_from_state(
+        terms, distance = rewards.reward_terms_and_distance(
             self.layout, state, ref_pos, ref_vel, self.sim.substep_controls, self.config.reward
         )
-        terms = {name: float(value) for name, value in terms.items()}
         reward = float(rewards.total(terms, self.config.reward))
-        distance = float(rewards.tracking_distance(state.xpos[..., self.layout.tracked, :], ref_pos, "mean"))
         terminated = distance > self._termination_distance
         truncated = not terminated and self._t >= self._max_steps
         info = {
@@ -328,16 +323,13 @@ class ImitationEnv(gym.Env):
         """Fractional reference frame at control step ``t`` of the episode."""
         return self._start + t * self._track.frames_per_step
 
+    def _body_state(self) -> observations.BodyState:
+        """The body state of the current data, in this env's buffers (overwritten by the next call)."""
+        data = self.sim.data
+        return observations.body_state(self.layout, data.xpos, data.xquat, data.qpos, data.sensordata, out=self._state)
+
     def _observation(self, state: observations.BodyState | None = None) -> np.ndarray:
         """Policy input with the reference of the next control step (tau_{t+1})."""
-        data = self.sim.data
-        if state is None:
-            state = observations.body_state(self.layout, data.xpos, data.xquat, data.qpos, data.sensordata)
+        state = self._body_state() if state is None else state
         ref_pos, ref_vel = self._track.at(self._frame(self._t + 1))
-        return np.concatenate(
-            (
-                observations.proprioception_from_state(self.layout, state),
-                observations.imitation_from_state(self.layout, state, ref_pos, ref_vel),
-            )
-        )
-
+        return observations.full_from_state(self.layout, state, ref_pos, ref_vel)

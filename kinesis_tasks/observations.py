@@ -4,7 +4,9 @@ Layering:
 * ``body_layout(model)`` resolves bodies, tracked bodies and sensor addresses once per model (cached).
 * ``body_state(layout, xpos, xquat, qpos, sensordata)`` picks the arrays the observation needs from
   MjData-shaped arrays; any leading batch dims are kept, so stacked states of a vectorized env work.
-* ``*_from_state`` functions are the pure, vectorized math on a ``BodyState``.
+  ``out=`` fills preallocated buffers (``BodyState.empty``), as the environments do every step.
+* ``*_from_state`` functions are the pure math on a ``BodyState``: per state, the compiled kernels
+  of ``kinesis_tasks.kernels`` (proprioception_into, imitation_into), run over any batch dims.
 * ``proprioception``, ``imitation``, ``full`` (and ``*_blocks``) are thin (model, data) wrappers.
 
 Frames: world z up. "Heading frame" = world frame rotated by -h about z, h the heading of the root body
@@ -20,7 +22,8 @@ from typing import NamedTuple, Sequence
 import mujoco
 import numpy as np
 
-from kinesis_tasks import rotations
+from kinesis_tasks import kernels
+from kinesis_tasks.kernels import broadcast_batch, float64_arrays, per_state
 
 PROPRIOCEPTION_BLOCKS = (
     "root_height",
@@ -195,54 +198,65 @@ class BodyState(NamedTuple):
     angvel: np.ndarray
     touch: np.ndarray
 
+    @classmethod
+    def empty(cls, layout: BodyLayout, batch: tuple[int, ...] = ()) -> BodyState:
+        """Uninitialised float64 arrays for ``batch`` states of ``layout`` (buffers for ``body_state(out=...)``)."""
+        nb = len(layout.body_ids)
+        shapes = ((nb, 3), (nb, 4), (4,), (nb, 3), (nb, 3), (len(layout.touch_adr),))
+        return cls(*(np.empty(batch + shape) for shape in shapes))
+
+
+# --- array functions ---------------------------------------------------------------------------------
+
 
 def body_state(
-    layout: BodyLayout, xpos: np.ndarray, xquat: np.ndarray, qpos: np.ndarray, sensordata: np.ndarray
+    layout: BodyLayout,
+    xpos: np.ndarray,
+    xquat: np.ndarray,
+    qpos: np.ndarray,
+    sensordata: np.ndarray,
+    *,
+    out: BodyState | None = None,
 ) -> BodyState:
     """Select a ``BodyState`` from MjData-shaped arrays (stacked states allowed).
 
-    Args: xpos [..., nbody, 3], xquat [..., nbody, 4], qpos [..., nq], sensordata [..., nsensordata].
+    Args: xpos [..., nbody, 3], xquat [..., nbody, 4], qpos [..., nq], sensordata [..., nsensordata];
+    ``out``: buffers to fill (``BodyState.empty(layout, batch)``), reused by the environments.
     """
-    return BodyState(
-        xpos=xpos[..., layout.body_ids, :],
-        xquat=xquat[..., layout.body_ids, :],
-        root_quat=qpos[..., layout.root_qposadr + 3 : layout.root_qposadr + 7],
-        linvel=sensordata[..., layout.linvel_adr],
-        angvel=sensordata[..., layout.angvel_adr],
-        touch=sensordata[..., layout.touch_adr],
-    )
+    xpos, xquat, qpos, sensordata = float64_arrays(xpos, xquat, qpos, sensordata)
+    batch = qpos.shape[:-1]
+    out = BodyState.empty(layout, batch) if out is None else out
+    addresses = (layout.body_ids, layout.root_qposadr, layout.linvel_adr, layout.angvel_adr, layout.touch_adr)
+    for arrays in per_state(batch, xpos, xquat, qpos, sensordata, *out):
+        kernels.gather_state_into(*arrays[:4], *addresses, *arrays[4:])
+    return out
 
 
-def _flat(block: np.ndarray, batch_ndim: int) -> np.ndarray:
-    return block.reshape(block.shape[:batch_ndim] + (-1,))
+def _block_sizes(layout: BodyLayout) -> list[int]:
+    nb = len(layout.body_ids)
+    return [1, 4, 3 * (nb - 1), 6 * nb, 3 * nb, 3 * nb, len(layout.touch_adr)]
+
+
+def _proprioception(layout: BodyLayout, state: BodyState, out: np.ndarray) -> np.ndarray:
+    """``out`` [..., proprioception_size] (float64 or float32) filled with the blocks of each state."""
+    state = BodyState(*float64_arrays(*state))
+    for xpos, xquat, root_quat, linvel, angvel, touch, row in per_state(state.root_quat.shape[:-1], *state, out):
+        kernels.proprioception_into(xpos, xquat, root_quat, linvel, angvel, touch, layout.root, layout.others, row)
+    return out
 
 
 def proprioception_blocks_from_state(layout: BodyLayout, state: BodyState) -> dict[str, np.ndarray]:
     """Float64 proprioceptive blocks, each flattened to [..., size], keyed as ``PROPRIOCEPTION_BLOCKS``."""
-    batch_ndim = state.xpos.ndim - 2
-    root_pos = state.xpos[..., layout.root, :]
-    heading = rotations.heading_angle(state.xquat[..., layout.root, :])
-    ex, ey = rotations.tilt_angles(state.root_quat)
-    mats = rotations.quat_to_matrix(state.xquat)
-    x_and_z_axes = np.stack((mats[..., :, 0], mats[..., :, 2]), axis=-2)  # [..., nb, 2, 3]
-    blocks = {
-        "root_height": root_pos[..., 2:3],
-        "root_tilt": np.stack((np.cos(ex), np.sin(ex), np.cos(ey), np.sin(ey)), axis=-1),
-        "local_body_pos": rotations.rotate_by_heading_inverse(
-            heading, state.xpos[..., layout.others, :] - root_pos[..., None, :]
-        ),
-        "local_body_rot": rotations.rotate_by_heading_inverse(heading, x_and_z_axes),
-        "local_body_vel": rotations.rotate_by_heading_inverse(heading, state.linvel),
-        "local_body_ang_vel": rotations.rotate_by_heading_inverse(heading, state.angvel),
-        "feet_contacts": np.asarray(state.touch, dtype=np.float64),
-    }
-    return {name: _flat(block, batch_ndim) for name, block in blocks.items()}
+    flat = _proprioception(layout, state, np.empty(state.root_quat.shape[:-1] + (layout.proprioception_size,)))
+    blocks = np.split(flat, np.cumsum(_block_sizes(layout))[:-1], axis=-1)
+    return dict(zip(PROPRIOCEPTION_BLOCKS, blocks))
 
 
 def proprioception_from_state(layout: BodyLayout, state: BodyState) -> np.ndarray:
     """Proprioceptive observation [..., proprioception_size], float32."""
-    blocks = proprioception_blocks_from_state(layout, state)
-    return np.concatenate([blocks[name] for name in PROPRIOCEPTION_BLOCKS], axis=-1).astype(np.float32)
+    return _proprioception(
+        layout, state, np.empty(state.root_quat.shape[:-1] + (layout.proprioception_size,), dtype=np.float32)
+    )
 
 
 def check_reference(layout: BodyLayout, name: str, ref: np.ndarray) -> np.ndarray:
@@ -253,6 +267,17 @@ def check_reference(layout: BodyLayout, name: str, ref: np.ndarray) -> np.ndarra
     return ref
 
 
+def _imitation(layout: BodyLayout, state: BodyState, ref_pos: np.ndarray, ref_vel: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``out`` [..., imitation_size] (float64 or float32) filled with the task blocks of each state."""
+    batch = state.root_quat.shape[:-1]
+    ref_pos, ref_vel = (broadcast_batch(check_reference(layout, name, ref), batch, 2)
+                        for name, ref in (("ref_pos", ref_pos), ("ref_vel", ref_vel)))  # fmt: skip
+    xpos, xquat, linvel, ref_pos, ref_vel = float64_arrays(state.xpos, state.xquat, state.linvel, ref_pos, ref_vel)
+    for row in per_state(batch, xpos, xquat, linvel, ref_pos, ref_vel, out):
+        kernels.imitation_into(*row[:3], layout.root, layout.tracked, *row[3:])
+    return out
+
+
 def imitation_blocks_from_state(
     layout: BodyLayout, state: BodyState, ref_pos: np.ndarray, ref_vel: np.ndarray
 ) -> dict[str, np.ndarray]:
@@ -261,28 +286,26 @@ def imitation_blocks_from_state(
     ref_pos, ref_vel: [..., K, 3] reference positions (m) and linear velocities (m/s) of the tracked
     bodies, world frame. Differences are reference minus current, rotated into the heading frame.
     """
-    ref_pos = check_reference(layout, "ref_pos", ref_pos)
-    ref_vel = check_reference(layout, "ref_vel", ref_vel)
-    heading = rotations.heading_angle(state.xquat[..., layout.root, :])
-    pos = state.xpos[..., layout.tracked, :]
-    vel = state.linvel[..., layout.tracked, :]
-    root_pos = state.xpos[..., layout.root : layout.root + 1, :]
-    return {
-        "diff_local_body_pos": rotations.rotate_by_heading_inverse(heading, ref_pos - pos),
-        "diff_local_vel": rotations.rotate_by_heading_inverse(heading, ref_vel - vel),
-        "local_ref_body_pos": rotations.rotate_by_heading_inverse(heading, ref_pos - root_pos),
-    }
+    batch = state.root_quat.shape[:-1]
+    flat = _imitation(layout, state, ref_pos, ref_vel, np.empty(batch + (layout.imitation_size,)))
+    blocks = flat.reshape(batch + (3, len(layout.tracked), 3))
+    return {name: blocks[..., i, :, :] for i, name in enumerate(IMITATION_BLOCKS)}
 
 
 def imitation_from_state(
     layout: BodyLayout, state: BodyState, ref_pos: np.ndarray, ref_vel: np.ndarray
 ) -> np.ndarray:
     """Imitation task observation [..., 9 K], float32 (blocks body-major, xyz)."""
-    batch_ndim = state.xpos.ndim - 2
-    blocks = imitation_blocks_from_state(layout, state, ref_pos, ref_vel)
-    return np.concatenate([_flat(blocks[name], batch_ndim) for name in IMITATION_BLOCKS], axis=-1).astype(
-        np.float32
-    )
+    batch = state.root_quat.shape[:-1]
+    return _imitation(layout, state, ref_pos, ref_vel, np.empty(batch + (layout.imitation_size,), dtype=np.float32))
+
+
+def full_from_state(layout: BodyLayout, state: BodyState, ref_pos: np.ndarray, ref_vel: np.ndarray) -> np.ndarray:
+    """Policy input [..., full_size] float32: [proprioception | imitation] in one new array."""
+    out = np.empty(state.root_quat.shape[:-1] + (layout.full_size,), dtype=np.float32)
+    _proprioception(layout, state, out[..., : layout.proprioception_size])
+    _imitation(layout, state, ref_pos, ref_vel, out[..., layout.proprioception_size :])
+    return out
 
 
 def _state(model: mujoco.MjModel, data: mujoco.MjData, layout: BodyLayout | None) -> tuple[BodyLayout, BodyState]:
@@ -335,7 +358,4 @@ def full(
     layout: BodyLayout | None = None,
 ) -> np.ndarray:
     """Policy input [proprioception | imitation], float32 [309] for the v1 model."""
-    layout, state = _state(model, data, layout)
-    return np.concatenate(
-        (proprioception_from_state(layout, state), imitation_from_state(layout, state, ref_pos, ref_vel))
-    )
+    return full_from_state(*_state(model, data, layout), ref_pos, ref_vel)

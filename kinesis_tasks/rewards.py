@@ -3,19 +3,23 @@
 The reward is a dict of named terms {"body_pos", "vel", "upright", "energy"}, each in [0, 1], summed with
 the same-named weights of ``RewardConfig.scales`` (``total``). Pure functions take arrays with any leading
 batch dims (``...``); the (model, data) wrappers read poses and the stored sensor vector of one MjData.
-Units: m, m/s; controls are dimensionless (0..1).
+Units: m, m/s; controls are dimensionless (0..1). The per-state math is ``kinesis_tasks.kernels``
+("rewards"); an environment step gets all terms and the tracking distance from one kernel call
+(``reward_terms_and_distance``).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Literal, Mapping
+from typing import Iterable, Literal, Mapping
 
 import mujoco
 import numpy as np
 
-from kinesis_tasks import observations, rotations
+from kinesis_tasks import kernels, observations
+from kinesis_tasks.kernels import broadcast_batch, float64_arrays, per_state
 from kinesis_tasks.observations import BodyLayout, BodyState
 
 
@@ -50,30 +54,50 @@ class TerminationConfig:
 TRAIN_TERMINATION = TerminationConfig(distance=0.15)
 EVAL_TERMINATION = TerminationConfig(distance=0.5)
 
+TERMS = ("body_pos", "vel", "upright", "energy")
+"""Reward term names, in the order ``kernels.reward_terms_into`` writes them."""
+
+
+def _values(batch: tuple[int, ...], values: Iterable[float]) -> np.ndarray:
+    """Per-state values as an array [*batch] (a NumPy scalar when batch is ())."""
+    return np.fromiter(values, dtype=np.float64, count=math.prod(batch)).reshape(batch)[()]
+
+
+def _tracked_pairs(values: np.ndarray, ref: np.ndarray) -> tuple[tuple[int, ...], np.ndarray, np.ndarray, np.ndarray]:
+    """(batch, values, ref, rows) of [..., K, 3] arrays broadcast together, rows = 0..K-1."""
+    values, ref = float64_arrays(*np.broadcast_arrays(np.asarray(values, dtype=np.float64), np.asarray(ref, np.float64)))
+    if values.shape[-1:] != (3,) or values.ndim < 2:
+        raise ValueError(f"body positions/velocities: expected shape [..., K, 3], got {values.shape}")
+    return values.shape[:-2], values, ref, np.arange(values.shape[-2])
+
+
+def _tracking_terms(values: np.ndarray, ref: np.ndarray, sharpness: float) -> np.ndarray:
+    """exp(-sharpness * mean squared error) over [..., K, 3] -> [...]."""
+    batch, values, ref, rows = _tracked_pairs(values, ref)
+    return _values(batch, (kernels.tracking_term(v, rows, r, sharpness) for v, r in per_state(batch, values, ref)))
+
 
 def body_pos_term(body_pos: np.ndarray, ref_pos: np.ndarray, k_pos: float) -> np.ndarray:
     """exp(-k_pos * mean squared position error) over [..., K, 3] -> [...]."""
-    return np.exp(-k_pos * np.mean(np.square(ref_pos - body_pos), axis=(-2, -1)))
+    return _tracking_terms(body_pos, ref_pos, k_pos)
 
 
 def vel_term(body_vel: np.ndarray, ref_vel: np.ndarray, k_vel: float) -> np.ndarray:
     """exp(-k_vel * mean squared velocity error) over [..., K, 3] -> [...]."""
-    return np.exp(-k_vel * np.mean(np.square(ref_vel - body_vel), axis=(-2, -1)))
+    return _tracking_terms(body_vel, ref_vel, k_vel)
 
 
 def upright_term(root_quat: np.ndarray) -> np.ndarray:
     """exp(-3 (ex^2 + ey^2)) from the root roll ex and pitch ey (wrapped to [-pi, pi]); [..., 4] -> [...]."""
-    ex, ey = rotations.tilt_angles(root_quat)
-    ax = np.arctan2(np.sin(ex), np.cos(ex))
-    ay = np.arctan2(np.sin(ey), np.cos(ey))
-    return np.exp(-3.0 * (ax * ax + ay * ay))
+    (quat,) = float64_arrays(root_quat)
+    return _values(quat.shape[:-1], (kernels.upright(q) for (q,) in per_state(quat.shape[:-1], quat)))
 
 
 def energy(ctrl: np.ndarray, k_energy: float = RewardConfig.k_energy) -> np.ndarray | float:
     """Energy term of one sub-step: exp(-k_energy (sum|u| + ||u||_2)) for controls [..., nu] -> [...]."""
-    u = np.asarray(ctrl, dtype=np.float64)
-    value = np.exp(-k_energy * (np.sum(np.abs(u), axis=-1) + np.linalg.norm(u, axis=-1)))
-    return float(value) if value.ndim == 0 else value
+    (u,) = float64_arrays(ctrl)
+    value = _values(u.shape[:-1], (kernels.energy(row, k_energy) for (row,) in per_state(u.shape[:-1], u)))
+    return float(value) if np.ndim(value) == 0 else value
 
 
 def imitation_terms_from_state(
@@ -86,6 +110,22 @@ def imitation_terms_from_state(
     }
 
 
+def _terms_and_distance(
+    layout: BodyLayout, state: BodyState, ref_pos, ref_vel, substep_ctrl, config: RewardConfig
+) -> np.ndarray:
+    """[..., 5]: the TERMS and the mean tracking distance of each state."""
+    batch = state.root_quat.shape[:-1]
+    ref_pos, ref_vel = (broadcast_batch(observations.check_reference(layout, name, ref), batch, 2)
+                        for name, ref in (("ref_pos", ref_pos), ("ref_vel", ref_vel)))  # fmt: skip
+    substep_ctrl = broadcast_batch(np.asarray(substep_ctrl, dtype=np.float64), batch, 2)
+    arrays = float64_arrays(state.xpos, state.linvel, state.root_quat, ref_pos, ref_vel, substep_ctrl)
+    out = np.empty(batch + (5,))
+    sharpness = (config.k_pos, config.k_vel, config.k_energy)
+    for xpos, linvel, root_quat, ref_p, ref_v, ctrl, row in per_state(batch, *arrays, out):
+        kernels.reward_terms_into(xpos, linvel, root_quat, layout.tracked, ref_p, ref_v, ctrl, *sharpness, row)
+    return out
+
+
 def reward_terms_from_state(
     layout: BodyLayout,
     state: BodyState,
@@ -95,11 +135,21 @@ def reward_terms_from_state(
     config: RewardConfig,
 ) -> dict[str, np.ndarray]:
     """All terms; "energy" is the mean energy term over the sub-step controls [..., S, nu] of the last step."""
-    return {
-        **imitation_terms_from_state(layout, state, ref_pos, ref_vel, config),
-        "upright": upright_term(state.root_quat),
-        "energy": np.mean(energy(substep_ctrl, config.k_energy), axis=-1),
-    }
+    values = _terms_and_distance(layout, state, ref_pos, ref_vel, substep_ctrl, config)
+    return {name: values[..., i][()] for i, name in enumerate(TERMS)}
+
+
+def reward_terms_and_distance(
+    layout: BodyLayout,
+    state: BodyState,
+    ref_pos: np.ndarray,
+    ref_vel: np.ndarray,
+    substep_ctrl: np.ndarray,
+    config: RewardConfig,
+) -> tuple[dict[str, float], float]:
+    """Reward terms and mean tracking distance (m) of one state, from one kernel call (an env step)."""
+    values = _terms_and_distance(layout, state, ref_pos, ref_vel, substep_ctrl, config).tolist()
+    return dict(zip(TERMS, values)), values[4]
 
 
 def total(terms: Mapping[str, np.ndarray | float], config: RewardConfig = RewardConfig()) -> np.ndarray | float:
@@ -114,12 +164,11 @@ def tracking_distance(
     body_pos: np.ndarray, ref_pos: np.ndarray, reduction: Literal["mean", "max"] = "mean"
 ) -> np.ndarray:
     """Euclidean distance of tracked bodies to the reference, [..., K, 3] -> [...] m, mean or max over K."""
-    dist = np.linalg.norm(np.asarray(ref_pos) - body_pos, axis=-1)
-    if reduction == "mean":
-        return dist.mean(axis=-1)
-    if reduction == "max":
-        return dist.max(axis=-1)
-    raise ValueError(f"reduction: expected 'mean' or 'max', got {reduction!r}")
+    if reduction not in ("mean", "max"):
+        raise ValueError(f"reduction: expected 'mean' or 'max', got {reduction!r}")
+    batch, values, ref, rows = _tracked_pairs(body_pos, ref_pos)
+    use_max = reduction == "max"
+    return _values(batch, (kernels.tracking_distance(v, rows, r, use_max) for v, r in per_state(batch, values, ref)))
 
 
 def is_terminated(body_pos: np.ndarray, ref_pos: np.ndarray, config: TerminationConfig) -> np.ndarray:

@@ -15,7 +15,8 @@ from typing import Literal
 import mujoco
 import numpy as np
 
-from kinesis_tasks.control import CONTROL_MODES, MuscleParams, direct_excitation, target_length_control
+from kinesis_tasks import kernels
+from kinesis_tasks.control import CONTROL_MODES, MuscleParams, direct_excitation
 from kinesis_tasks.embodiment import physics_defaults
 
 MuscleCondition = Literal["none", "fatigue"]
@@ -49,6 +50,8 @@ class MuscleSim:
         self.params = MuscleParams.from_model(model) if control_mode == "target_length" else None
         self.fatigue = _make_fatigue(model) if muscle_condition == "fatigue" else None
         self.substep_controls = np.zeros((self.substeps, model.nu))
+        # Views of the data arrays the control law reads and writes (they live as long as ``data``).
+        self._ctrl, self._length, self._velocity = self.data.ctrl, self.data.actuator_length, self.data.actuator_velocity
         self.reset()
 
     @property
@@ -82,18 +85,16 @@ class MuscleSim:
         Raises:
             ValueError: wrong shape or non-finite values; the state is left untouched.
         """
-        action = np.clip(_checked_vector(action, self.nu, "action"), -1.0, 1.0)
-        excitation = direct_excitation(action) if self.params is None else None
-        model, data = self.model, self.data
-        for k in range(self.substeps):
-            if excitation is None:
-                control = target_length_control(self.params, action, data.actuator_length, data.actuator_velocity)
-            else:
-                control = excitation
+        action = _checked_vector(action, self.nu, "action")  # both control laws clip it
+        model, data, controls = self.model, self.data, self.substep_controls
+        if self.params is None:
+            controls[:] = direct_excitation(action)
+        for control in controls:  # a view of row k
+            if self.params is not None:  # from the muscle state of the previous sub-step (stale, as in v1)
+                kernels.target_length_control_into(self.params.table, action, self._length, self._velocity, control)
             if self.fatigue is not None:
-                control = self.fatigue.compute_act(control, dt=model.opt.timestep)[0]
-            data.ctrl[:] = control
-            self.substep_controls[k] = control
+                control[:] = self.fatigue.compute_act(control, dt=model.opt.timestep)[0]
+            self._ctrl[:] = control
             mujoco.mj_step(model, data)
 
     def fatigue_state(self) -> dict[str, np.ndarray] | None:
