@@ -135,7 +135,8 @@ class BatchedEnv(gym.vector.VectorEnv):
         return obs, rewards, terminated, truncated, infos
 
     def close_extras(self, **kwargs: Any) -> None:
-        self.backend.close()
+        if hasattr(self, "backend"):  # absent when a subclass's __init__ failed before building it
+            self.backend.close()
 
 
 class VectorImitationEnv(BatchedEnv):
