@@ -31,6 +31,7 @@ from multiprocessing.shared_memory import SharedMemory
 from typing import Any
 
 import gymnasium as gym
+import mujoco
 import numpy as np
 
 from kinesis_tasks.embodiment import load_embodiment
@@ -135,7 +136,7 @@ _COMMANDS = frozenset({"step", "reset", "call", "get_attr"})
 
 
 def _worker_main(conn: Connection, config: ImitationConfig, motions: Sequence[ReferenceMotion] | None,
-                 first: int, count: int, cpu: int | None) -> None:
+                 model: mujoco.MjModel | None, first: int, count: int, cpu: int | None) -> None:
     """Process entry point: build ``count`` envs, report their spaces, attach the shared block, then serve
     (command, *args) messages until "close" or until the parent is gone (end of file on the pipe)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -147,7 +148,8 @@ def _worker_main(conn: Connection, config: ImitationConfig, motions: Sequence[Re
                 os.sched_setaffinity(0, {cpu})
             if motions is None:
                 motions = load_library(config.motions, split=config.split)
-            model = load_embodiment(config.embodiment)
+            if model is None:
+                model = load_embodiment(config.embodiment)
             envs = [ImitationEnv(config, motions, model=model) for _ in range(count)]
         except Exception as error:
             conn.send(_error_reply(error))
@@ -180,7 +182,7 @@ class ProcessPoolBackend:
     """``VectorImitationEnv`` backend: ``num_envs`` envs in ``workers`` spawned processes (module docstring)."""
 
     def __init__(self, config: ImitationConfig, motions: Sequence[ReferenceMotion] | None, num_envs: int,
-                 workers: int, *, pin_cpus: bool = False) -> None:
+                 workers: int, *, model: mujoco.MjModel | None = None, pin_cpus: bool = False) -> None:
         if not 1 <= int(workers) <= int(num_envs):
             raise ValueError(f"workers must be in [1, num_envs={num_envs}], got {workers}")
         context = mp.get_context("spawn")
@@ -197,7 +199,7 @@ class ProcessPoolBackend:
                 parent, child = context.Pipe()
                 process = context.Process(
                     target=_worker_main, name=f"kinesis-env-{w}", daemon=True,
-                    args=(child, _picklable(config), motions, first, count, cpus[w % len(cpus)] if pin_cpus else None),
+                    args=(child, _picklable(config), motions, model, first, count, cpus[w % len(cpus)] if pin_cpus else None),
                 )
                 process.start()
                 child.close()  # our copy; the worker's end closing now means the worker is gone
@@ -298,6 +300,8 @@ class ParallelImitationEnv(VectorImitationEnv):
     """``VectorImitationEnv`` with its ``num_envs`` envs stepped by ``workers`` processes (module docstring).
 
     ``motions`` are pickled to every worker; None lets each worker load ``config.motions`` itself.
+    ``model`` (the compiled ``config.embodiment``) is pickled to every worker too; None lets each worker
+    compile it, which costs it the compile time and about 100 MiB more peak memory (MjSpec compilation).
     """
 
     def __init__(
@@ -307,6 +311,7 @@ class ParallelImitationEnv(VectorImitationEnv):
         motions: Mapping[str, ReferenceMotion] | Sequence[ReferenceMotion] | None = None,
         *,
         workers: int = 2,
+        model: mujoco.MjModel | None = None,
         pin_cpus: bool = False,
     ) -> None:
         if int(num_envs) < 1:
@@ -316,7 +321,7 @@ class ParallelImitationEnv(VectorImitationEnv):
         motion_list = list(motions.values()) if isinstance(motions, Mapping) else motions
         self.closed = True  # nothing to close (for __del__) until the workers run
         self.backend: ProcessPoolBackend = ProcessPoolBackend(self.config, motion_list, self.num_envs, workers,
-                                                              pin_cpus=pin_cpus)
+                                                              model=model, pin_cpus=pin_cpus)
         self.closed = False
         self.single_observation_space = self.backend.observation_space
         self.single_action_space = self.backend.action_space

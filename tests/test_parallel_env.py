@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+from kinesis_tasks.embodiment import load_embodiment
 from kinesis_tasks.imitation import ImitationConfig
 from kinesis_tasks.motions import load_library
 from kinesis_tasks.parallel_env import EnvWorkerError, ParallelImitationEnv
@@ -31,7 +32,9 @@ def config() -> ImitationConfig:
 
 @pytest.fixture(scope="module")
 def parallel(config, short_motions):
-    with ParallelImitationEnv(NUM_ENVS, config, short_motions, workers=WORKERS) as env:
+    """The workers get the compiled model (pickled); the other tests' workers compile their own."""
+    with ParallelImitationEnv(NUM_ENVS, config, short_motions, workers=WORKERS,
+                              model=load_embodiment(config.embodiment)) as env:
         yield env
 
 

@@ -1,0 +1,160 @@
+"""Bench section ``batched``: N imitation envs stepped by one call, one process vs a pool of worker processes.
+
+* single thread: ``VectorImitationEnv`` steps the N envs one after another in this process;
+* batched: ``ParallelImitationEnv`` with the same N envs split over ``WORKERS`` processes (one message per
+  worker per step), unpinned and pinned to one CPU each; the workers get the compiled model from this process.
+
+Both run the ``legs`` imitation task in target-length mode from the same seeds with the same random actions
+(uniform in [-1, 1]: episodes end often, so autoresets are part of the load), so they do the same work;
+the batched arrays are bit-identical to the single-thread ones (tests/test_parallel_env.py). The rounds
+alternate the variants, and the best round of each is reported (another process on the machine slows
+down the lockstep pool more than one process: the slowest worker sets the pace). Peak memory: VmHWM of
+a worker process (``envs_per_worker`` envs), given the model or compiling it itself, and of this process.
+
+Reference, not comparable one to one: raw physics of direct mode batched with ``mujoco.rollout`` (native
+threads, no observation or reward), control steps/s of N envs with 1 and ``WORKERS`` threads.
+"""
+
+from __future__ import annotations
+
+import time
+
+NUM_ENVS = 8
+WORKERS = 2
+
+
+def _rate(env, actions) -> float:
+    """Env steps per second of stepping ``env`` through ``actions`` [steps, N, nu]."""
+    start = time.perf_counter()
+    for action in actions:
+        env.step(action)
+    return actions.shape[0] * actions.shape[1] / (time.perf_counter() - start)
+
+
+def _vm_hwm_mib(pid: int | str = "self") -> float:
+    """Peak resident memory (VmHWM) of process ``pid``, MiB."""
+    with open(f"/proc/{pid}/status") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024.0
+
+
+def bench_envs(rounds: int, steps: int) -> dict:
+    import numpy as np
+
+    from kinesis_tasks.embodiment import load_embodiment
+    from kinesis_tasks.imitation import ImitationConfig
+    from kinesis_tasks.parallel_env import ParallelImitationEnv
+    from kinesis_tasks.vector_env import VectorImitationEnv
+
+    config = ImitationConfig.default(embodiment="legs", control_mode="target_length")
+    single = VectorImitationEnv(NUM_ENVS, config)
+    nu = single.single_action_space.shape[0]
+    actions = np.random.default_rng(0).uniform(-1.0, 1.0, (steps, NUM_ENVS, nu)).astype(np.float32)
+    model = load_embodiment(config.embodiment)
+    variants = {"single_thread": single,
+                "batched": ParallelImitationEnv(NUM_ENVS, config, workers=WORKERS, model=model),
+                "batched_pinned": ParallelImitationEnv(NUM_ENVS, config, workers=WORKERS, model=model, pin_cpus=True)}
+    rates: dict[str, list[float]] = {name: [] for name in variants}
+    try:
+        for env in variants.values():
+            env.reset(seed=0)
+            _rate(env, actions[: max(2, steps // 10)])  # warm-up: first resets, caches
+        for _ in range(rounds):
+            for name, env in variants.items():
+                rates[name].append(_rate(env, actions))
+        worker_rss = max(_vm_hwm_mib(pid) for pid in variants["batched"].worker_pids)
+    finally:
+        for env in variants.values():
+            env.close()
+    with ParallelImitationEnv(NUM_ENVS // WORKERS, config, workers=1) as compiling:  # compiles the model itself
+        compiling.reset(seed=0)
+        for action in actions[:10, : NUM_ENVS // WORKERS]:
+            compiling.step(action)
+        compiling_worker_rss = _vm_hwm_mib(compiling.worker_pids[0])
+    best = {name: max(values) for name, values in rates.items()}
+    paired = [b / s for b, s in zip(rates["batched"], rates["single_thread"])]
+    return {
+        "num_envs": NUM_ENVS,
+        "workers": WORKERS,
+        "envs_per_worker": NUM_ENVS // WORKERS,
+        "embodiment": "legs",
+        "control_mode": "target_length",
+        "steps_per_round": steps,
+        "rounds": rounds,
+        "single_thread_steps_per_s": best["single_thread"],
+        "batched_steps_per_s": best["batched"],
+        "batched_pinned_steps_per_s": best["batched_pinned"],
+        "speedup": best["batched"] / best["single_thread"],
+        "speedup_pinned": best["batched_pinned"] / best["single_thread"],
+        "speedup_median_of_rounds": float(np.median(paired)),
+        "target_speedup": 1.7,
+        "rates_by_round": rates,
+        "worker_peak_rss_mib": worker_rss,
+        "worker_peak_rss_mib_compiling_its_model": compiling_worker_rss,
+        "single_thread_process_peak_rss_mib": _vm_hwm_mib(),
+    }
+
+
+def bench_rollout_direct(repeats: int) -> dict:
+    """Control steps/s of NUM_ENVS direct-mode envs, physics only, via mujoco.rollout (1 vs WORKERS threads)."""
+    import mujoco
+    import numpy as np
+    from mujoco import rollout
+
+    from kinesis.bench.common import median_rate
+    from kinesis_tasks import MuscleSim, load_embodiment
+
+    model = load_embodiment("legs")
+    sim = MuscleSim(model, control_mode="direct")
+    spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
+    state = np.empty(mujoco.mj_stateSize(model, spec))
+    mujoco.mj_getState(model, sim.data, state, spec)
+    initial = np.tile(state, (NUM_ENVS, 1))
+    control = np.random.default_rng(0).uniform(0.0, 1.0, (NUM_ENVS, sim.substeps, model.nu))
+    results = {}
+    for threads in (1, WORKERS):
+        datas = [mujoco.MjData(model) for _ in range(threads)]
+        with rollout.Rollout(nthread=threads) as pool:
+            def one_control_step() -> None:
+                pool.rollout([model] * NUM_ENVS, datas, initial, control)
+
+            calls = median_rate(one_control_step, 20, repeats)
+        results[f"threads_{threads}_steps_per_s"] = calls * NUM_ENVS
+    results["speedup"] = results[f"threads_{WORKERS}_steps_per_s"] / results["threads_1_steps_per_s"]
+    return results
+
+
+def measure(quick: bool) -> dict:
+    rounds, steps = (2, 20) if quick else (7, 60)
+    return {"envs": bench_envs(rounds, steps), "rollout_direct_reference": bench_rollout_direct(3 if quick else 7)}
+
+
+def tables(results: dict) -> list:
+    from rich.table import Table
+
+    envs = results["envs"]
+    table = Table(title=f"{envs['num_envs']} imitation envs ({envs['embodiment']}, {envs['control_mode']}) stepped by one "
+                        f"call: env steps/s, best of {envs['rounds']} rounds (target speedup {envs['target_speedup']}x)")
+    for column in ("stepper", "processes", "envs/process", "env steps/s", "speedup", "median speedup of rounds"):
+        table.add_column(column, justify="right")
+    table.add_row("VectorImitationEnv (single thread)", "1", str(envs["num_envs"]),
+                  f"{envs['single_thread_steps_per_s']:.0f}", "1.00x", "")
+    table.add_row("ParallelImitationEnv", str(envs["workers"]), str(envs["envs_per_worker"]),
+                  f"{envs['batched_steps_per_s']:.0f}", f"{envs['speedup']:.2f}x", f"{envs['speedup_median_of_rounds']:.2f}x")
+    table.add_row("ParallelImitationEnv, pinned", str(envs["workers"]), str(envs["envs_per_worker"]),
+                  f"{envs['batched_pinned_steps_per_s']:.0f}", f"{envs['speedup_pinned']:.2f}x", "")
+    memory = Table(title="peak resident memory (VmHWM), MiB")
+    for column in ("process", "envs", "MiB"):
+        memory.add_column(column, justify="right")
+    memory.add_row("env worker, model sent by the parent", str(envs["envs_per_worker"]), f"{envs['worker_peak_rss_mib']:.0f}")
+    memory.add_row("env worker, compiling the model itself", str(envs["envs_per_worker"]),
+                   f"{envs['worker_peak_rss_mib_compiling_its_model']:.0f}")
+    memory.add_row("single-thread process (bench)", str(envs["num_envs"]), f"{envs['single_thread_process_peak_rss_mib']:.0f}")
+    ref = results["rollout_direct_reference"]
+    rollout_table = Table(title="reference: direct-mode physics only, mujoco.rollout native threads (control steps/s)")
+    for column in ("envs", "1 thread", "2 threads", "speedup"):
+        rollout_table.add_column(column, justify="right")
+    threaded = ref[f"threads_{envs['workers']}_steps_per_s"]
+    rollout_table.add_row(str(envs["num_envs"]), f"{ref['threads_1_steps_per_s']:.0f}", f"{threaded:.0f}",
+                          f"{ref['speedup']:.2f}x")
+    return [table, memory, rollout_table]
