@@ -1,5 +1,8 @@
 """`kinesis train expert|moe|pipeline` and `kinesis mine`: offline PPO training of KINESIS policies.
 
+`kinesis train --task reach|directional|kick --init-from CKPT --name N` fine-tunes an imitation checkpoint
+on a downstream task (same as `kinesis train expert --task ...`; the kick runs the legs_back soccer scene).
+
 Runs live under RUNS/NAME (default runs/NAME): config.yaml, model.pth (latest), model_<epoch>.pth, best.pth
 and TensorBoard events (`tensorboard --logdir runs`). --resume continues from model.pth with the run's
 config.yaml (flags given on the command line override it); Ctrl-C saves model.pth before exiting.
@@ -10,12 +13,13 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from dataclasses import replace
 from pathlib import Path
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--name", required=True, help="run name: the run folder is RUNS/NAME")
+def _add_common(parser: argparse.ArgumentParser, *, name_required: bool = True) -> None:
+    parser.add_argument("--name", required=name_required, help="run name: the run folder is RUNS/NAME")
     parser.add_argument("--runs", type=Path, default=Path("runs"), help="folder of all runs (default runs)")
     parser.add_argument("--config", default=None,
                         help="preset (paper, cpu) or YAML file (default: cpu, or the run's config.yaml with --resume)")
@@ -35,13 +39,23 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _add_expert(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    """The flags of an expert run (also those of `kinesis train --task ...`)."""
+    _add_common(parser, name_required=required)
+    parser.add_argument("--task", default=None, metavar="TASK",
+                        help="imitation (default) or a downstream task to fine-tune on: reach, directional, kick")
+    parser.add_argument("--init-from", default=None,
+                        help="start from this checkpoint (an imitation policy for a task, or an official model.pth)")
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    train = subparsers.add_parser("train", help="train policies with PPO (expert, moe, pipeline)", description=__doc__,
-                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    kinds = train.add_subparsers(dest="train_kind", metavar="KIND", required=True)
-    expert = kinds.add_parser("expert", help="train one expert (Gaussian or Lattice actor)")
-    _add_common(expert)
-    expert.add_argument("--init-from", default=None, help="start from this checkpoint (e.g. an official model.pth)")
+    train = subparsers.add_parser("train", help="train policies with PPO (expert, moe, pipeline; --task TASK)",
+                                  description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_expert(train, required=False)  # `kinesis train --task reach ...` without a KIND: an expert run
+    train.set_defaults(func=run_task)
+    kinds = train.add_subparsers(dest="train_kind", metavar="KIND", required=False)
+    expert = kinds.add_parser("expert", help="train one expert (Gaussian or Lattice actor), optionally on --task")
+    _add_expert(expert, required=True)
     expert.set_defaults(func=run_expert)
     moe = kinds.add_parser("moe", help="train a MoE gate over frozen experts DIR_PREFIX*")
     _add_common(moe)
@@ -97,6 +111,8 @@ def build_config(args: argparse.Namespace, **fixed):
              "ray_address": args.ray_address, "epochs": args.epochs, "seed": args.seed, "device": args.device}
     changes = {k: v for k, v in flags.items() if v is not None}
     imitation = _imitation_overrides(args)
+    if fixed.get("task", config.task) == "kick" and args.embodiment is None:
+        imitation["embodiment"] = "legs_back"  # the soccer scene's kicker (kinesis_tasks.task_env.KICK_EMBODIMENT)
     if imitation:
         changes["imitation"] = imitation
     return config.replace(**changes, **fixed)
@@ -114,10 +130,24 @@ def _train(config, args: argparse.Namespace) -> int:
 
 def run_expert(args: argparse.Namespace) -> int:
     fixed = {"init_from": args.init_from} if args.init_from else {}
+    if args.task is not None:
+        fixed["task"] = args.task
     config = build_config(args, **fixed)
     if config.actor == "moe":
         raise ValueError("kinesis train expert: the config's actor is 'moe'; use `kinesis train moe`")
+    if config.task != "imitation" and not config.init_from and not args.resume:
+        print(f"kinesis train: warning: task {config.task!r} without --init-from trains from scratch; "
+              f"KINESIS fine-tunes an imitation policy (--init-from runs/NAME/best.pth)", file=sys.stderr)
     return _train(config, args)
+
+
+def run_task(args: argparse.Namespace) -> int:
+    """`kinesis train --task TASK ...` (no KIND): an expert run on the task."""
+    if args.task is None:
+        raise ValueError("choose a KIND (expert, moe, pipeline) or a downstream --task (reach, directional, kick)")
+    if args.name is None:
+        raise ValueError("--task: --name is required")
+    return run_expert(args)
 
 
 def expert_dirs(prefix: str) -> list[Path]:
@@ -142,6 +172,8 @@ def run_pipeline(args: argparse.Namespace) -> int:
     from kinesis_training.trainer import dry_run_config
 
     config = build_config(args)
+    if config.task != "imitation":
+        raise ValueError(f"pipeline: negative mining runs on motions; the config's task is {config.task!r}")
     if args.dry_run:
         config = dry_run_config(config)
 

@@ -125,7 +125,8 @@ class ReachGoals:
     def sample(self, rng: np.random.Generator, start: TaskState) -> np.ndarray:
         """[x, y, 0] relative to ``start``'s root and heading."""
         distance, bearing = _uniform(rng, self.distance), start.heading + _uniform(rng, self.angle)
-        return np.array([start.root_pos[0] + distance * np.cos(bearing), start.root_pos[1] + distance * np.sin(bearing), 0.0])
+        x, y = start.root_pos[:2] + distance * np.array([np.cos(bearing), np.sin(bearing)])
+        return np.array([x, y, 0.0])
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,7 @@ class DirectionalGoals:
 
 @dataclass(frozen=True)
 class KickGoals:
-    """Kick goals: target points on the goal line, ``target_y`` across (from the goal centre) and ``target_z`` up (m)."""
+    """Kick goals: points on the goal line, ``target_y`` across (from the goal centre) and ``target_z`` up (m)."""
 
     target_y: tuple[float, float] = (-2.8, 2.8)
     target_z: tuple[float, float] = (0.2, 1.8)
@@ -187,8 +188,9 @@ def goal_distribution(task: str) -> ReachGoals | DirectionalGoals | KickGoals:
 def goal_to_dict(goal: Any) -> dict[str, Any]:
     """JSON-ready description of a goal (point [3] or TwistSchedule)."""
     if isinstance(goal, TwistSchedule):
-        return {"commands": [{"start_s": round(float(t), 4), "linear_x": round(w.linear_x, 4), "linear_y": round(w.linear_y, 4),
-                              "angular_z": round(w.angular_z, 4)} for t, w in zip(goal.start_times, goal.twists)]}
+        return {"commands": [{"start_s": round(float(t), 4), "linear_x": round(w.linear_x, 4),
+                              "linear_y": round(w.linear_y, 4), "angular_z": round(w.angular_z, 4)}
+                             for t, w in zip(goal.start_times, goal.twists)]}
     return {"point": [round(float(v), 4) for v in np.asarray(goal)]}
 
 
@@ -227,7 +229,8 @@ class ReferenceMap:
         names = task_layout.tracked_names
         return cls(np.array([names.index(n) if n in names else -1 for n in layout.tracked_names], dtype=np.intp))
 
-    def __call__(self, tracked_pos: np.ndarray, ref_pos: np.ndarray, ref_vel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, tracked_pos: np.ndarray, ref_pos: np.ndarray,
+                 ref_vel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(pos, vel) [K_obs, 3] from the current tracked positions [K_obs, 3] and the task reference [K, 3]."""
         pos, vel = np.array(tracked_pos, dtype=np.float64), np.zeros((len(self.source), 3))
         known = self.source >= 0
@@ -269,7 +272,8 @@ class TaskEnv(gym.Env):
         self.dt = self.sim.control_dt
         self.layout = observations.body_layout(
             self.model, observations.tracked_bodies(self.model, include_head=self.config.tracks_head()))
-        self.task_layout = observations.body_layout(self.model, observations.tracked_bodies(self.model, include_head=False))
+        legs = observations.tracked_bodies(self.model, include_head=False)
+        self.task_layout = observations.body_layout(self.model, legs)
         self.reference_map = ReferenceMap.of(self.layout, self.task_layout)
         self.task = make_task(task, self.dt)
         self.max_time = time_limit(task, max_time)
@@ -310,7 +314,8 @@ class TaskEnv(gym.Env):
         elif self.task_name == "directional" and isinstance(goal, Twist):
             goal = TwistSchedule.constant(goal)
         elif self.task_name == "directional" and not isinstance(goal, TwistSchedule):
-            raise ValueError(f"options['goal']: a directional goal is a Twist or TwistSchedule, got {type(goal).__name__}")
+            raise ValueError(f"options['goal']: a directional goal is a Twist or TwistSchedule, "
+                             f"got {type(goal).__name__}")
         self.goal, self._previous, self._t = goal, state, 0
         self._metric_sum, self.episode_metric = 0.0, math.nan
         return self._observation(state), {"goal": goal_to_dict(goal)}

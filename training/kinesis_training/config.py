@@ -4,6 +4,8 @@ A run's complete configuration is written as ``config.yaml`` beside its checkpoi
 it back (or any YAML file of the same shape: keys left out take the defaults of the preset named by its
 ``preset`` key, ``cpu`` if none). The imitation task settings are ``kinesis_tasks.imitation.ImitationConfig``
 and the PPO hyper-parameters ``kinesis_training.ppo.PPOConfig``, nested under ``imitation`` and ``ppo``.
+``task`` picks the environment: ``imitation`` (motions) or a downstream task (``kinesis_tasks.task_env``),
+which uses the embodiment and muscle settings of ``imitation``.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ from typing import Any, Literal
 
 import yaml
 from kinesis_tasks.imitation import ImitationConfig
+from kinesis_tasks.task_env import TASKS as DOWNSTREAM_TASKS
 
 from kinesis_training.ppo import PPOConfig
 
 SamplerKind = Literal["inprocess", "mp", "ray"]
 SAMPLERS: tuple[str, ...] = ("inprocess", "mp", "ray")
+TRAIN_TASKS: tuple[str, ...] = ("imitation", *DOWNSTREAM_TASKS)
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,8 @@ class TrainConfig:
 
     preset: str = "cpu"
     """Name of the preset this configuration started from (informational; 'paper' or 'cpu')."""
+    task: str = "imitation"
+    """'imitation' (track motions) or a downstream task 'reach', 'directional', 'kick' (fine-tune with init_from)."""
     seed: int = 0
     """Seed of the worker environments and action noise; same seed + sampler worker count -> same batches."""
     epochs: int = 200
@@ -68,6 +74,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
+        if self.task not in TRAIN_TASKS:
+            raise ValueError(f"task must be one of {TRAIN_TASKS}, got {self.task!r}")
         if self.actor not in ("gaussian", "lattice", "moe"):
             raise ValueError(f"actor must be 'gaussian', 'lattice' or 'moe', got {self.actor!r}")
         if self.actor == "moe" and not self.experts:

@@ -12,6 +12,13 @@ A run lives in one folder (``runs/NAME``)::
 frame). Ctrl-C writes ``model.pth`` with the current weights (epoch = the last completed one) and
 re-raises. Fresh runs are deterministic given ``seed`` for the in-process sampler and for 'mp' with a
 fixed worker count (both give the same batches); resumed runs reseed their workers from (seed, epoch).
+
+``config.task`` picks the env: ``imitation`` (``VectorImitationEnv``) or a downstream task (``VectorTaskEnv``
+of ``kinesis_tasks.task_env``), normally fine-tuned from an imitation checkpoint (``init_from``: weights and
+observation normalizer; its sizes must match the task env's). The samplers count an episode as a success
+when it reaches its time limit (imitation: the end of the motion); for a task the trainer reports instead
+the env's ``episode_success`` (goal reached; directional: tracked to the time limit) as
+``episode/success_rate``.
 """
 
 from __future__ import annotations
@@ -26,7 +33,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from kinesis_tasks.imitation import ImitationConfig, ImitationEnv
+from kinesis_tasks.imitation import ImitationConfig
+from kinesis_tasks.task_env import VectorTaskEnv
 from kinesis_tasks.vector_env import VectorImitationEnv
 
 from kinesis_training.checkpoint import infer_spec, load_checkpoint, load_moe_from_experts, save_checkpoint
@@ -36,7 +44,7 @@ from kinesis_training.networks import Critic
 from kinesis_training.policies import Actor, MoEActor
 from kinesis_training.ppo import PPO, RolloutBatch
 from kinesis_training.presets import build_actor, build_critic, get_preset
-from kinesis_training.samplers import EnvFactory, make_sampler
+from kinesis_training.samplers import EnvFactory, EpisodeStats, make_sampler
 
 DRY_RUN_BATCH = 64
 """Samples of the single epoch of a dry run."""
@@ -57,10 +65,36 @@ class ImitationEnvFactory:
         return VectorImitationEnv(num_envs, ImitationConfig.from_dict(self.config))
 
 
-def env_sizes(config: ImitationConfig) -> tuple[int, int]:
-    """(observation size, action size) of the imitation env of ``config``."""
-    env = ImitationEnv(config)
-    return env.observation_space.shape[0], env.action_space.shape[0]
+@dataclass(frozen=True)
+class TaskEnvFactory:
+    """Picklable ``make_env(num_envs) -> VectorTaskEnv`` of a downstream task (config kept as plain data)."""
+
+    task: str
+    config: dict[str, Any]
+    """``to_dict(ImitationConfig)``: embodiment, control mode, muscle condition, head tracking."""
+
+    def __call__(self, num_envs: int) -> VectorTaskEnv:
+        return VectorTaskEnv(num_envs, self.task, ImitationConfig.from_dict(self.config))
+
+
+def env_factory(config: TrainConfig) -> EnvFactory:
+    """The samplers' env factory of a run: imitation or its downstream task."""
+    if config.task == "imitation":
+        return ImitationEnvFactory.of(config.imitation)
+    return TaskEnvFactory(config.task, to_dict(config.imitation))
+
+
+def env_sizes(make_env: EnvFactory) -> tuple[int, int]:
+    """(observation size, action size) of the envs ``make_env`` builds."""
+    env = make_env(1)
+    sizes = env.single_observation_space.shape[0], env.single_action_space.shape[0]
+    env.close()
+    return sizes
+
+
+def task_success_rate(stats: EpisodeStats) -> float:
+    """Fraction of a collection's completed episodes whose last step reported ``episode_success`` (NaN if none)."""
+    return stats.info_sums.get("episode_success", 0.0) / len(stats.returns) if stats.returns else math.nan
 
 
 def build_networks(config: TrainConfig, obs_dim: int, action_dim: int) -> tuple[Actor, Critic]:
@@ -74,7 +108,14 @@ def build_networks(config: TrainConfig, obs_dim: int, action_dim: int) -> tuple[
                              f"the env's {obs_dim}/{action_dim}")
         return policy, critic
     if config.init_from:
-        ckpt = load_checkpoint(config.init_from, obs_dim=obs_dim, action_dim=action_dim)
+        try:
+            ckpt = load_checkpoint(config.init_from, obs_dim=obs_dim, action_dim=action_dim)
+        except ValueError as error:
+            if config.task == "imitation":
+                raise
+            raise ValueError(f"{error}. Task {config.task!r} on embodiment {config.imitation.embodiment!r} fine-tunes "
+                             f"an imitation policy of that embodiment ({obs_dim} observations, {action_dim} actions)"
+                             ) from None
         return ckpt.policy, ckpt.critic
     preset = get_preset(config.network)
     return build_actor(config.actor, obs_dim, action_dim, preset), build_critic(obs_dim, preset)
@@ -86,9 +127,9 @@ class Trainer:
     def __init__(self, config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
                  make_env: EnvFactory | None = None, progress: bool = True) -> None:
         self.config, self.run_dir, self.progress = config, Path(run_dir), progress
-        self.make_env = make_env if make_env is not None else ImitationEnvFactory.of(config.imitation)
+        self.make_env = make_env if make_env is not None else env_factory(config)
         self.checkpoint_path = self.run_dir / "model.pth"
-        obs_dim, action_dim = env_sizes(config.imitation)
+        obs_dim, action_dim = env_sizes(self.make_env)
         optimizer_states: tuple[Any, Any] = ({}, {})
         if resume:
             if not self.checkpoint_path.is_file():
@@ -175,6 +216,9 @@ class Trainer:
             "perf/update_s": updated - sampled,
             "perf/batch_size": float(len(rollout)),
         }
+        if self.config.task != "imitation":
+            scalars["episode/success_rate"] = task_success_rate(rollout.stats)
+            scalars.pop("step/episode_success", None)
         self.save()
         if self.config.save_every and self.epoch % self.config.save_every == 0:
             self.save(self.run_dir / f"model_{self.epoch}.pth")
