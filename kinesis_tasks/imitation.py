@@ -12,6 +12,8 @@ step(action) (README 2.6 and 4.1 of tests/data/conformance):
 3. terminated: mean tracked-body distance to the reference at tau_t above the threshold (0.15 m
    training, 0.5 m evaluation); truncated: the reference has no time tau_{t+1} left (end of the motion).
 4. observation [proprioception | imitation] (``observations``) with the reference at tau_{t+1}.
+Steps 2 to 4 are one compiled call (``kernels.imitation_step_into``) made of the same kernels that
+``rewards`` and ``observations`` run, so the env and those functions agree to the bit.
 
 Observation sizes (float32): 309 for the KINESIS v1 MJCF (16 bodies, 7 tracked), 504 for ``legs``
 (29 bodies, 7 tracked), 513 for ``legs_abs`` and ``legs_back`` (29 bodies, 8 tracked: head after root).
@@ -164,7 +166,14 @@ class ImitationEnv(gym.Env):
         )
         tracked = observations.tracked_bodies(self.model, include_head=self.config.tracks_head())
         self.layout = observations.body_layout(self.model, tracked)
-        self._state = observations.BodyState.empty(self.layout)
+        # Buffers and arguments of the per-step kernel (kernels.imitation_step_into).
+        layout = self.layout
+        self._layout_arrays = (layout.body_ids, layout.root_qposadr, layout.linvel_adr, layout.angvel_adr,
+                               layout.touch_adr, layout.root, layout.others, layout.tracked)  # fmt: skip
+        self._sharpness = (self.config.reward.k_pos, self.config.reward.k_vel, self.config.reward.k_energy)
+        self._state = observations.BodyState.empty(layout)
+        self._references = (np.empty((len(layout.tracked), 3)), np.empty((len(layout.tracked), 3)))
+        self._values = np.empty(5)
         self._motion_bodies = (_MOTION_ROOT, *tracked[1:])
         self._termination_distance = self.config.termination.distance
         self.dt = self.sim.control_dt
@@ -296,14 +305,18 @@ class ImitationEnv(gym.Env):
         if self._track is None:
             raise RuntimeError("step() called before reset()")
         self.sim.step(action)
-        mujoco.mj_kinematics(self.model, self.sim.data)
+        data = self.sim.data
+        mujoco.mj_kinematics(self.model, data)
         self._t += 1
-        state = self._body_state()
-        frame = self._frame(self._t)
-        ref_pos, ref_vel = self._track.at(frame)
-        terms, distance = rewards.reward_terms_and_distance(
-            self.layout, state, ref_pos, ref_vel, self.sim.substep_controls, self.config.reward
-        )
+        frame, track, obs = self._frame(self._t), self._track, np.empty(self.layout.full_size, dtype=np.float32)
+        # Body state, reward terms against the reference at tau_t, observation with the one at tau_{t+1}.
+        kernels.imitation_step_into(
+            data.xpos, data.xquat, data.qpos, data.sensordata, *self._layout_arrays,
+            track.keypoints, track.velocities, frame, self._frame(self._t + 1),
+            self.sim.substep_controls, *self._sharpness, *self._state, *self._references, obs, self._values,
+        )  # fmt: skip
+        values = self._values.tolist()
+        terms, distance = dict(zip(rewards.TERMS, values)), values[4]
         reward = float(rewards.total(terms, self.config.reward))
         terminated = distance > self._termination_distance
         truncated = not terminated and self._t >= self._max_steps
@@ -315,7 +328,7 @@ class ImitationEnv(gym.Env):
             "tracking_distance": distance,
             "mpjpe_mm": 1000.0 * distance,  # mean per-body distance = tracking distance (mean reduction)
         }
-        return self._observation(state), reward, terminated, truncated, info
+        return obs, reward, terminated, truncated, info
 
     # --- helpers --------------------------------------------------------------------------------
 
@@ -323,13 +336,9 @@ class ImitationEnv(gym.Env):
         """Fractional reference frame at control step ``t`` of the episode."""
         return self._start + t * self._track.frames_per_step
 
-    def _body_state(self) -> observations.BodyState:
-        """The body state of the current data, in this env's buffers (overwritten by the next call)."""
+    def _observation(self) -> np.ndarray:
+        """Policy input of the current data with the reference of the next control step (tau_{t+1})."""
         data = self.sim.data
-        return observations.body_state(self.layout, data.xpos, data.xquat, data.qpos, data.sensordata, out=self._state)
-
-    def _observation(self, state: observations.BodyState | None = None) -> np.ndarray:
-        """Policy input with the reference of the next control step (tau_{t+1})."""
-        state = self._body_state() if state is None else state
+        state = observations.body_state(self.layout, data.xpos, data.xquat, data.qpos, data.sensordata, out=self._state)
         ref_pos, ref_vel = self._track.at(self._frame(self._t + 1))
         return observations.full_from_state(self.layout, state, ref_pos, ref_vel)

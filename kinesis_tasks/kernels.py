@@ -192,11 +192,14 @@ def target_length_control(p: np.ndarray, i: int, action: float, length: float, v
 
 @kernel
 def target_length_control_into(
-    p: np.ndarray, action: np.ndarray, length: np.ndarray, velocity: np.ndarray, out: np.ndarray
+    p: np.ndarray, action: np.ndarray, length: np.ndarray, velocity: np.ndarray, out: np.ndarray, ctrl: np.ndarray
 ) -> None:
-    """out [nu] = the target-length controls of one muscle state (``MuscleSim``'s per-sub-step call)."""
+    """out [nu] and ctrl [nu] = the target-length controls of one muscle state (``MuscleSim``'s sub-step call:
+    ``out`` is its record of the sub-step, ``ctrl`` MuJoCo's ``data.ctrl``)."""
     for i in range(out.shape[0]):
-        out[i] = target_length_control(p, i, action[i], length[i], velocity[i])
+        u = target_length_control(p, i, action[i], length[i], velocity[i])
+        out[i] = u
+        ctrl[i] = u
 
 
 # Quantities of force_model_rows, in its output order.
@@ -348,3 +351,29 @@ def interpolate_into(keypoints, velocities, position, pos, vel):  # fmt: skip
         for c in range(3):
             pos[k, c] = keypoints[low, k, c] + alpha * (keypoints[low + 1, k, c] - keypoints[low, k, c])
             vel[k, c] = velocities[low, k, c] + alpha * (velocities[low + 1, k, c] - velocities[low, k, c])
+
+
+# --- one ImitationEnv step after the physics (kinesis_tasks.imitation) ----------------------------------
+
+
+@kernel
+def imitation_step_into(xpos, xquat, qpos, sensordata,  # one MjData state
+                        body_ids, root_qposadr, linvel_adr, angvel_adr, touch_adr, root, others, tracked,  # BodyLayout
+                        keypoints, velocities, frame, next_frame,  # reference track [T, K, 3] and fractional frames
+                        substep_ctrl, k_pos, k_vel, k_energy,  # last step's controls [S, nu], reward sharpness
+                        state_xpos, state_xquat, state_root_quat, state_linvel, state_angvel, state_touch,  # BodyState out
+                        ref_pos, ref_vel,  # [K, 3] scratch
+                        obs, values):  # out: observation [D], reward terms and tracking distance [5]
+    """Everything ``ImitationEnv.step`` computes from the new state, in one call: the body state, the
+    reward terms and tracking distance against the reference at ``frame`` (reward_terms_into) and the
+    observation [proprioception | imitation] against the reference at ``next_frame``."""  # fmt: skip
+    gather_state_into(xpos, xquat, qpos, sensordata, body_ids, root_qposadr, linvel_adr, angvel_adr, touch_adr,
+                      state_xpos, state_xquat, state_root_quat, state_linvel, state_angvel, state_touch)  # fmt: skip
+    interpolate_into(keypoints, velocities, frame, ref_pos, ref_vel)
+    reward_terms_into(state_xpos, state_linvel, state_root_quat, tracked, ref_pos, ref_vel, substep_ctrl,
+                      k_pos, k_vel, k_energy, values)  # fmt: skip
+    interpolate_into(keypoints, velocities, next_frame, ref_pos, ref_vel)
+    split = obs.shape[0] - 9 * tracked.shape[0]
+    proprioception_into(state_xpos, state_xquat, state_root_quat, state_linvel, state_angvel, state_touch,
+                        root, others, obs[:split])  # fmt: skip
+    imitation_into(state_xpos, state_xquat, state_linvel, root, tracked, ref_pos, ref_vel, obs[split:])

@@ -86,15 +86,16 @@ class MuscleSim:
             ValueError: wrong shape or non-finite values; the state is left untouched.
         """
         action = _checked_vector(action, self.nu, "action")  # both control laws clip it
-        model, data, controls = self.model, self.data, self.substep_controls
+        model, data, controls, ctrl = self.model, self.data, self.substep_controls, self._ctrl
         if self.params is None:
             controls[:] = direct_excitation(action)
-        for control in controls:  # a view of row k
+            ctrl[:] = controls[0]
+        for control in controls:  # row k, a view
             if self.params is not None:  # from the muscle state of the previous sub-step (stale, as in v1)
-                kernels.target_length_control_into(self.params.table, action, self._length, self._velocity, control)
+                kernels.target_length_control_into(self.params.table, action, self._length, self._velocity, control, ctrl)
             if self.fatigue is not None:
                 control[:] = self.fatigue.compute_act(control, dt=model.opt.timestep)[0]
-            self._ctrl[:] = control
+                ctrl[:] = control
             mujoco.mj_step(model, data)
 
     def fatigue_state(self) -> dict[str, np.ndarray] | None:
