@@ -13,7 +13,7 @@ from kinesis_training.normalizer import RunningNorm
 from kinesis_training.policies import GaussianActor, LatticeActor, MoEActor
 
 DATA = Path(__file__).parent / "data" / "conformance"
-OBS_DIM, ACTION_DIM = 13, 5  # 13 inputs: the kernel's 4-row blocks plus a remainder
+OBS_DIM, ACTION_DIM = 21, 5  # 21 inputs: a 16-row block of the kernel plus a remainder
 
 
 def randomize(actor: torch.nn.Module, seed: int) -> torch.nn.Module:
@@ -33,7 +33,7 @@ def randomize(actor: torch.nn.Module, seed: int) -> torch.nn.Module:
 
 
 def observations(rows: int, seed: int) -> np.ndarray:
-    return (np.random.default_rng(seed).standard_normal((rows, OBS_DIM)) * 3).astype(np.float32)
+    return (np.random.default_rng(seed).standard_normal((rows, OBS_DIM)) * 6).astype(np.float32)
 
 
 @pytest.mark.parametrize("actor_class", [GaussianActor, LatticeActor])
