@@ -43,6 +43,8 @@ from kinesis_tasks.sim import MuscleSim
 _EPS = 1e-9
 #: Name of the tracked root body in motions (the model's free root body may be named otherwise).
 _MOTION_ROOT = "root"
+#: info keys of the reward terms.
+_INFO_TERMS = tuple(f"reward/{name}" for name in rewards.TERMS)
 
 
 @dataclass(frozen=True)
@@ -324,7 +326,7 @@ class ImitationEnv(gym.Env):
             "motion": self._track.name,
             "frame": frame,
             "step": self._t,
-            **{f"reward/{name}": value for name, value in terms.items()},
+            **dict(zip(_INFO_TERMS, values)),
             "tracking_distance": distance,
             "mpjpe_mm": 1000.0 * distance,  # mean per-body distance = tracking distance (mean reduction)
         }

@@ -53,6 +53,15 @@ def broadcast_batch(array: np.ndarray, batch: tuple[int, ...], core_ndim: int) -
     return array if array.shape == batch + core else np.broadcast_to(array, batch + core)
 
 
+@kernel
+def all_finite(values: np.ndarray) -> bool:
+    """Whether no value is NaN or infinite (the input check of every control step)."""
+    for v in values.flat:
+        if not math.isfinite(v):
+            return False
+    return True
+
+
 # --- rotations (kinesis_tasks.rotations) -------------------------------------------------------------
 
 

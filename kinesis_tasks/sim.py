@@ -87,12 +87,13 @@ class MuscleSim:
         """
         action = _checked_vector(action, self.nu, "action")  # both control laws clip it
         model, data, controls, ctrl = self.model, self.data, self.substep_controls, self._ctrl
-        if self.params is None:
+        law = self.params.table if self.params is not None else None
+        if law is None:
             controls[:] = direct_excitation(action)
             ctrl[:] = controls[0]
         for control in controls:  # row k, a view
-            if self.params is not None:  # from the muscle state of the previous sub-step (stale, as in v1)
-                kernels.target_length_control_into(self.params.table, action, self._length, self._velocity, control, ctrl)
+            if law is not None:  # from the muscle state of the previous sub-step (stale, as in v1)
+                kernels.target_length_control_into(law, action, self._length, self._velocity, control, ctrl)
             if self.fatigue is not None:
                 control[:] = self.fatigue.compute_act(control, dt=model.opt.timestep)[0]
                 ctrl[:] = control
@@ -116,6 +117,6 @@ def _checked_vector(value: np.ndarray, size: int, name: str) -> np.ndarray:
     array = np.asarray(value, dtype=float)
     if array.shape != (size,):
         raise ValueError(f"{name} must have shape ({size},), got {array.shape}")
-    if not np.all(np.isfinite(array)):
+    if not kernels.all_finite(array):
         raise ValueError(f"{name} contains NaN or infinite values")
     return array

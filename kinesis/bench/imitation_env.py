@@ -1,102 +1,224 @@
-"""Bench section ``imitation_env``: control steps/s of the simulation against baselines of the same run.
+"""Bench section ``imitation_env``: control steps/s of the imitation environment against baselines of the same run.
 
-Baselines kept here, and only here:
-* raw physics: ``mj_step`` x substeps with fixed controls (the physical limit);
-* the per-muscle loop: the target-length law evaluated muscle by muscle with
-  ``mujoco.mju_muscleGain`` / ``mju_muscleBias``, as the original KINESIS does.
+Every rate is measured on the same trajectories: episodes of ``ImitationEnv`` (observation, reward and
+termination included; termination disabled so no reset falls inside a timed segment) start from the
+reference pose and run a fixed random action sequence. Rows (embodiment x control mode):
+
+* ``control_steps_per_s``: ``ImitationEnv.step``, everything included;
+* ``physics_control_steps_per_s``: the physics alone, ``mj_step`` x substeps replaying the recorded
+  controls from the recorded initial states (``mj_setState``), so the same states, contacts and solver
+  iterations; this is the limit any environment over MuJoCo's Python API can reach;
+* ``muscle_sim_control_steps_per_s``: ``MuscleSim.step`` (control law + physics, no observation);
+* ``loop_baseline_control_steps_per_s`` (target_length): the same env with the target-length law
+  evaluated muscle by muscle at every sub-step (``per_muscle_loop_control``, the structure of the
+  original KINESIS code); its observation and reward are ours, so the original (about 1 ms more of
+  NumPy observation and reward per step) is slower still;
+* ``fraction_of_physics`` (env / physics rate) and ``speedup_vs_loop`` (env / loop-baseline rate): the
+  median over rounds of the ratio within each round; ``reset_ms``: one ``reset`` (not in the timed steps).
+
+``control_mapping``: the target-length law alone, compiled kernel vs per-muscle loop (calls/s).
+Timed rounds of the variants are interleaved and each figure is the median over rounds. Time is this
+process's CPU time (``time.process_time``): the throughput of one core, which other processes sharing
+the machine do not inflate (wall time does, by their time slices); on an idle core the two agree.
 """
 
 from __future__ import annotations
 
+import time
+
 from kinesis.bench.common import median_rate
+
+CLOCK = time.process_time
+EMBODIMENTS = ("legs", "legs_back")
+MODES = ("target_length", "direct")
+MOTION = "myosuite_walk_a"
 
 
 def per_muscle_loop_control(model, data, action):
-    """Baseline: the target-length law one muscle at a time with MuJoCo's curve functions."""
+    """Baseline: the target-length law muscle by muscle, in the three passes of the original KINESIS
+    code (action -> target length, target length -> PD force, force -> control with MuJoCo's curve
+    functions ``mju_muscleGain`` / ``mju_muscleBias``), with NumPy scalar operations."""
     import mujoco
     import numpy as np
 
-    out = np.empty(model.nu)
+    target = np.zeros(model.nu)
+    for i in range(model.nu):
+        target[i] = (np.clip(action[i], -1.0, 1.0) + 1.0) / 2.0 * model.actuator_lengthrange[i, 1]
+    force = np.zeros(model.nu)
     for i in range(model.nu):
         peak = model.actuator_biasprm[i, 2]
-        target = (action[i] + 1) / 2 * model.actuator_lengthrange[i, 1]
+        kp = 5.0 * peak
+        force[i] = np.clip(kp * (target[i] - data.actuator_length[i]) - 0.1 * kp * data.actuator_velocity[i], -peak, 0.0)
+    control = np.zeros(model.nu)
+    for i in range(model.nu):
         length, velocity = data.actuator_length[i], data.actuator_velocity[i]
-        force = min(max(5 * peak * (target - length) - 0.5 * peak * velocity, -peak), 0.0)
         gain = mujoco.mju_muscleGain(length, velocity, model.actuator_lengthrange[i], model.actuator_acc0[i], model.actuator_gainprm[i, :9])
         bias = mujoco.mju_muscleBias(length, model.actuator_lengthrange[i], model.actuator_acc0[i], model.actuator_biasprm[i, :9])
-        out[i] = min(max((force - bias) / min(-1.0, gain), 0.0), 1.0)
-    return out
+        control[i] = np.clip((force[i] - bias) / min(-1.0, gain), 0.0, 1.0)
+    return control
 
 
-def bench_muscle_sim(embodiment: str, repeats: int) -> dict:
-    """Control steps/s of MuscleSim in both modes, raw physics and the per-muscle-loop baseline."""
+def _loop_muscle_sim(model):
+    """A MuscleSim whose target-length law is ``per_muscle_loop_control`` (the original's per-muscle loop)."""
     import mujoco
     import numpy as np
 
-    from kinesis_tasks import MuscleSim, load_embodiment
-    from kinesis_tasks.control import MuscleParams, target_length_control
+    from kinesis_tasks import MuscleSim
+
+    class LoopMuscleSim(MuscleSim):
+        def step(self, action):
+            action = np.clip(np.asarray(action, dtype=float), -1.0, 1.0)
+            for k in range(self.substeps):
+                control = per_muscle_loop_control(self.model, self.data, action)
+                self.data.ctrl[:] = control
+                self.substep_controls[k] = control
+                mujoco.mj_step(self.model, self.data)
+
+    return LoopMuscleSim(model, control_mode="direct")
+
+
+def _timed_segments(reset, step, actions) -> float:
+    """Seconds spent in ``step`` over every segment (``reset(i)`` before segment i is not timed)."""
+    spent = 0.0
+    for i, segment in enumerate(actions):
+        reset(i)
+        start = CLOCK()
+        for action in segment:
+            step(action)
+        spent += CLOCK() - start
+    return spent
+
+
+def bench_mode(embodiment: str, model, motion, mode: str, rounds: int, segments: int, segment_steps: int) -> dict:
+    """Rates of one (embodiment, control mode) row; see the module docstring."""
+    import mujoco
+    import numpy as np
+
+    from kinesis_tasks.imitation import ImitationConfig, ImitationEnv
+
+    config = ImitationConfig(embodiment=embodiment, control_mode=mode, evaluation=True, eval_termination_distance=float("inf"))
+    env = ImitationEnv(config, [motion], model=model)
+    actions = np.random.default_rng(0).uniform(-1.0, 1.0, (segments, segment_steps, model.nu))
+    options = {"motion": motion.name, "start": 0}
+    env.reset(options=options)
+    if env.max_episode_steps < segment_steps:
+        raise ValueError(f"motion {motion.name!r}: {env.max_episode_steps} control steps, fewer than {segment_steps}")
+    # Untimed pass: the initial state of each segment and the controls written at every sub-step.
+    spec = mujoco.mjtState.mjSTATE_INTEGRATION
+    initial = np.empty((segments, mujoco.mj_stateSize(model, spec)))
+    controls = np.empty((segments, segment_steps, env.sim.substeps, model.nu))
+    final_qpos = np.empty((segments, model.nq))
+    for i, segment in enumerate(actions):
+        env.reset(options=options)
+        mujoco.mj_getState(model, env.sim.data, initial[i], spec)
+        for t, action in enumerate(segment):
+            env.step(action)
+            controls[i, t] = env.sim.substep_controls
+        final_qpos[i] = env.sim.data.qpos
+    data = mujoco.MjData(model)
+
+    def physics(i: int) -> float:
+        """Seconds of segment i's physics, replayed from its initial state with its recorded controls."""
+        mujoco.mj_setState(model, data, initial[i], spec)
+        ctrl = data.ctrl
+        start = CLOCK()
+        for step_controls in controls[i]:
+            for control in step_controls:
+                ctrl[:] = control
+                mujoco.mj_step(model, data)
+        return CLOCK() - start
+
+    for i in range(segments):
+        physics(i)
+        if not np.array_equal(data.qpos, final_qpos[i]):
+            raise RuntimeError(f"{mode}: the physics replay of segment {i} left the env's trajectory")
+
+    def reset_env(i: int) -> None:
+        env.reset(options=options)
+
+    loop_env = None
+    if mode == "target_length":
+        loop_env = ImitationEnv(config, [motion], model=model)
+        loop_env.sim = _loop_muscle_sim(model)
+    timings: dict[str, list[float]] = {name: [] for name in ("env", "physics", "muscle_sim", "loop")}
+    for _ in range(rounds):
+        timings["env"].append(_timed_segments(reset_env, env.step, actions))
+        timings["physics"].append(sum(physics(i) for i in range(segments)))
+        timings["muscle_sim"].append(_timed_segments(reset_env, env.sim.step, actions))
+        if loop_env is not None:
+            timings["loop"].append(_timed_segments(lambda i: loop_env.reset(options=options), loop_env.step, actions))
+    steps = segments * segment_steps
+    seconds = {name: np.array(values) for name, values in timings.items() if values}
+    rates = {name: steps / float(np.median(values)) for name, values in seconds.items()}
+    row = {
+        "control_steps_per_s": rates["env"],
+        "physics_control_steps_per_s": rates["physics"],
+        "muscle_sim_control_steps_per_s": rates["muscle_sim"],
+        # Ratios of times of the same round (paired), median over rounds.
+        "fraction_of_physics": float(np.median(seconds["physics"] / seconds["env"])),
+        "muscle_sim_fraction_of_physics": float(np.median(seconds["physics"] / seconds["muscle_sim"])),
+        "reset_ms": 1000.0 / median_rate(lambda: env.reset(options=options), 5, rounds, CLOCK),
+    }
+    if loop_env is not None:
+        row["loop_baseline_control_steps_per_s"] = rates["loop"]
+        row["speedup_vs_loop"] = float(np.median(seconds["loop"] / seconds["env"]))
+    return row
+
+
+def bench_control_law(model, repeats: int) -> dict:
+    """The target-length law alone on one state: compiled kernel vs per-muscle loop (calls/s)."""
+    import mujoco
+    import numpy as np
+
+    from kinesis_tasks import kernels
+    from kinesis_tasks.control import MuscleParams
+
+    data = mujoco.MjData(model)
+    mujoco.mj_forward(model, data)
+    table, action, out = MuscleParams.from_model(model).table, np.random.default_rng(0).uniform(-1, 1, model.nu), np.empty(model.nu)
+    length, velocity, ctrl = data.actuator_length, data.actuator_velocity, data.ctrl
+    kernel = median_rate(lambda: kernels.target_length_control_into(table, action, length, velocity, out, ctrl), 2000, repeats, CLOCK)
+    looped = median_rate(lambda: per_muscle_loop_control(model, data, action), 20, repeats, CLOCK)
+    return {"kernel_calls_per_s": kernel, "loop_calls_per_s": looped, "speedup": kernel / looped}
+
+
+def bench_embodiment(embodiment: str, quick: bool) -> dict:
+    from kinesis_tasks import load_embodiment
+    from kinesis_tasks.motions import load_library
 
     model = load_embodiment(embodiment)
-    action = np.random.default_rng(0).uniform(-1, 1, model.nu)
-    results: dict = {}
-    for mode in ("target_length", "direct"):
-        sim = MuscleSim(model, control_mode=mode)
-        results[mode] = {"control_steps_per_s": median_rate(lambda: sim.step(action), 30, repeats)}
-    raw = MuscleSim(model, control_mode="direct")
-
-    def physics_only() -> None:
-        for _ in range(raw.substeps):
-            mujoco.mj_step(model, raw.data)
-
-    physics = median_rate(physics_only, 30, repeats)
-    loop_sim = MuscleSim(model, control_mode="direct")
-
-    def loop_step() -> None:
-        for _ in range(loop_sim.substeps):
-            loop_sim.data.ctrl[:] = per_muscle_loop_control(model, loop_sim.data, action)
-            mujoco.mj_step(model, loop_sim.data)
-
-    loop = median_rate(loop_step, 10, repeats)
-    for mode in results:
-        results[mode]["physics_control_steps_per_s"] = physics
-    results["target_length"]["loop_baseline_control_steps_per_s"] = loop
-
-    params, data = MuscleParams.from_model(model), raw.data
-    vectorized = median_rate(lambda: target_length_control(params, action, data.actuator_length, data.actuator_velocity), 200, repeats)
-    looped = median_rate(lambda: per_muscle_loop_control(model, data, action), 20, repeats)
-    results["control_mapping"] = {
-        "vectorized_calls_per_s": vectorized,
-        "loop_calls_per_s": looped,
-        "speedup": vectorized / looped,
-    }
+    motion = load_library("default")[MOTION]
+    rounds, segments, segment_steps = (3, 2, 10) if quick else (7, 6, 15)
+    results: dict = {mode: bench_mode(embodiment, model, motion, mode, rounds, segments, segment_steps) for mode in MODES}
+    results["control_mapping"] = bench_control_law(model, 3 if quick else 7)
     return results
 
 
-EMBODIMENTS = ("legs", "legs_back")
-
-
 def measure(quick: bool) -> dict:
-    repeats = 3 if quick else 7
-    return {embodiment: bench_muscle_sim(embodiment, repeats) for embodiment in EMBODIMENTS}
+    return {embodiment: bench_embodiment(embodiment, quick) for embodiment in EMBODIMENTS}
 
 
 def tables(results: dict) -> list:
     from rich.table import Table
 
-    table = Table(title="control steps/s (median) against baselines of the same run")
-    for column in ("embodiment", "mode", "steps/s", "raw physics steps/s", "% of physics", "per-muscle loop steps/s", "speedup vs loop"):
+    table = Table(title="ImitationEnv control steps/s (median), obs + reward + termination included, vs baselines on the same states")
+    for column in ("embodiment", "mode", "env", "raw physics", "% of physics", "MuscleSim", "% of physics",
+                   "per-muscle-loop env", "speedup vs loop", "reset ms"):  # fmt: skip
         table.add_column(column, justify="right")
     for embodiment, by_mode in results.items():
-        for mode in ("target_length", "direct"):
+        for mode in MODES:
             row = by_mode[mode]
             loop = row.get("loop_baseline_control_steps_per_s")
-            table.add_row(embodiment, mode, f"{row['control_steps_per_s']:.0f}", f"{row['physics_control_steps_per_s']:.0f}",
-                          f"{100 * row['control_steps_per_s'] / row['physics_control_steps_per_s']:.0f}%",
-                          f"{loop:.0f}" if loop else "", f"{row['control_steps_per_s'] / loop:.1f}x" if loop else "")
-    mapping = Table(title="target-length control law alone: vectorized vs per-muscle loop (calls/s)")
-    for column in ("embodiment", "vectorized", "loop", "speedup"):
+            table.add_row(
+                embodiment, mode, f"{row['control_steps_per_s']:.0f}", f"{row['physics_control_steps_per_s']:.0f}",
+                f"{100 * row['fraction_of_physics']:.0f}%", f"{row['muscle_sim_control_steps_per_s']:.0f}",
+                f"{100 * row['muscle_sim_fraction_of_physics']:.0f}%", f"{loop:.0f}" if loop else "",
+                f"{row['speedup_vs_loop']:.1f}x" if loop else "", f"{row['reset_ms']:.1f}",
+            )  # fmt: skip
+    mapping = Table(title="target-length control law alone (one state, calls/s): compiled kernel vs per-muscle loop")
+    for column in ("embodiment", "kernel", "per-muscle loop", "speedup"):
         mapping.add_column(column, justify="right")
     for embodiment, by_mode in results.items():
         m = by_mode["control_mapping"]
-        mapping.add_row(embodiment, f"{m['vectorized_calls_per_s']:.0f}", f"{m['loop_calls_per_s']:.0f}", f"{m['speedup']:.1f}x")
+        mapping.add_row(embodiment, f"{m['kernel_calls_per_s']:.0f}", f"{m['loop_calls_per_s']:.0f}", f"{m['speedup']:.0f}x")
     return [table, mapping]
