@@ -8,7 +8,11 @@ Both run the ``legs`` imitation task in target-length mode from the same seeds w
 (uniform in [-1, 1]: episodes end often, so autoresets are part of the load), so they do the same work;
 the batched arrays are bit-identical to the single-thread ones (tests/test_parallel_env.py). The rounds
 alternate the variants, and the best round of each is reported (another process on the machine slows
-down the lockstep pool more than one process: the slowest worker sets the pace). Peak memory: VmHWM of
+down the lockstep pool more than one process: the slowest worker sets the pace). ``cpu_time_estimate``
+predicts the idle-machine rates from CPU time, which load inflates much less than wall time: single
+thread = steps / CPU s of this process; batched = steps / (CPU s of this process + CPU s of the busiest
+worker), the workers running side by side and this process in between (pipe wake-ups and per-call
+imbalance between the workers are not counted, so it is an upper bound). Peak memory: VmHWM of
 a worker process (``envs_per_worker`` envs), given the model or compiling it itself, and of this process.
 
 Reference, not comparable one to one: raw physics of direct mode batched with ``mujoco.rollout`` (native
@@ -29,6 +33,20 @@ def _rate(env, actions) -> float:
     for action in actions:
         env.step(action)
     return actions.shape[0] * actions.shape[1] / (time.perf_counter() - start)
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (clock-tick resolution)."""
+    import os
+
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_times(env) -> list[float]:
+    """CPU seconds of this process, then of each worker of ``env`` (if it has workers)."""
+    return [time.process_time(), *(_cpu_s(pid) for pid in getattr(env, "worker_pids", []))]
 
 
 def _vm_hwm_mib(pid: int | str = "self") -> float:
@@ -55,13 +73,16 @@ def bench_envs(rounds: int, steps: int) -> dict:
                 "batched": ParallelImitationEnv(NUM_ENVS, config, workers=WORKERS, model=model),
                 "batched_pinned": ParallelImitationEnv(NUM_ENVS, config, workers=WORKERS, model=model, pin_cpus=True)}
     rates: dict[str, list[float]] = {name: [] for name in variants}
+    cpu = {name: np.zeros(1 + len(getattr(env, "worker_pids", []))) for name, env in variants.items()}
     try:
         for env in variants.values():
             env.reset(seed=0)
             _rate(env, actions[: max(2, steps // 10)])  # warm-up: first resets, caches
         for _ in range(rounds):
             for name, env in variants.items():
+                before = _cpu_times(env)
                 rates[name].append(_rate(env, actions))
+                cpu[name] += np.subtract(_cpu_times(env), before)
         worker_rss = max(_vm_hwm_mib(pid) for pid in variants["batched"].worker_pids)
     finally:
         for env in variants.values():
@@ -72,6 +93,10 @@ def bench_envs(rounds: int, steps: int) -> dict:
             compiling.step(action)
         compiling_worker_rss = _vm_hwm_mib(compiling.worker_pids[0])
     best = {name: max(values) for name, values in rates.items()}
+    env_steps = rounds * steps * NUM_ENVS
+    # Load-independent estimate: an idle machine runs the workers side by side and the parent in between.
+    cpu_single = env_steps / cpu["single_thread"][0]
+    cpu_batched = env_steps / (cpu["batched"][0] + cpu["batched"][1:].max())
     paired = [b / s for b, s in zip(rates["batched"], rates["single_thread"])]
     return {
         "num_envs": NUM_ENVS,
@@ -89,6 +114,13 @@ def bench_envs(rounds: int, steps: int) -> dict:
         "speedup_median_of_rounds": float(np.median(paired)),
         "target_speedup": 1.7,
         "rates_by_round": rates,
+        "cpu_time_estimate": {
+            "single_thread_steps_per_s": cpu_single,
+            "batched_steps_per_s": cpu_batched,
+            "speedup": cpu_batched / cpu_single,
+            "batched_parent_cpu_us_per_call": 1e6 * cpu["batched"][0] / (rounds * steps),
+            "batched_worker_cpu_us_per_call": (1e6 * cpu["batched"][1:] / (rounds * steps)).tolist(),
+        },
         "worker_peak_rss_mib": worker_rss,
         "worker_peak_rss_mib_compiling_its_model": compiling_worker_rss,
         "single_thread_process_peak_rss_mib": _vm_hwm_mib(),
@@ -125,7 +157,7 @@ def bench_rollout_direct(repeats: int) -> dict:
 
 
 def measure(quick: bool) -> dict:
-    rounds, steps = (2, 20) if quick else (7, 60)
+    rounds, steps = (2, 20) if quick else (15, 40)
     return {"envs": bench_envs(rounds, steps), "rollout_direct_reference": bench_rollout_direct(3 if quick else 7)}
 
 
@@ -143,6 +175,10 @@ def tables(results: dict) -> list:
                   f"{envs['batched_steps_per_s']:.0f}", f"{envs['speedup']:.2f}x", f"{envs['speedup_median_of_rounds']:.2f}x")
     table.add_row("ParallelImitationEnv, pinned", str(envs["workers"]), str(envs["envs_per_worker"]),
                   f"{envs['batched_pinned_steps_per_s']:.0f}", f"{envs['speedup_pinned']:.2f}x", "")
+    estimate = envs["cpu_time_estimate"]
+    table.add_row("idle estimate from CPU time: single / batched", "", "",
+                  f"{estimate['single_thread_steps_per_s']:.0f} / {estimate['batched_steps_per_s']:.0f}",
+                  f"{estimate['speedup']:.2f}x", "")
     memory = Table(title="peak resident memory (VmHWM), MiB")
     for column in ("process", "envs", "MiB"):
         memory.add_column(column, justify="right")
