@@ -193,7 +193,7 @@ def desired_force(p: np.ndarray, i: int, action: float, length: float, velocity:
 
 @kernel
 def target_length_control(p: np.ndarray, i: int, action: float, length: float, velocity: float) -> float:
-    """Control in [0, 1] that makes muscle i pull with its desired PD force: clip((F_d - bias) / min(-1, gain), 0, 1)."""
+    """Control in [0, 1] making muscle i pull with its desired force: clip((F_d - bias) / min(-1, gain), 0, 1)."""
     force = desired_force(p, i, action, length, velocity)
     u = (force - muscle_bias(p, i, length)) / min(-1.0, muscle_gain(p, i, length, velocity))
     return min(max(u, 0.0), 1.0)
@@ -216,7 +216,9 @@ TARGET_LENGTH, DESIRED_FORCE, GAIN, BIAS, CONTROL = range(5)
 
 
 @kernel
-def force_model_rows(p: np.ndarray, action: np.ndarray, length: np.ndarray, velocity: np.ndarray, out: np.ndarray) -> None:
+def force_model_rows(
+    p: np.ndarray, action: np.ndarray, length: np.ndarray, velocity: np.ndarray, out: np.ndarray
+) -> None:
     """out [5, B, nu] = every quantity of the law (TARGET_LENGTH ... CONTROL) for rows [B, nu] of the inputs."""
     for b in range(length.shape[0]):
         for i in range(length.shape[1]):
@@ -259,7 +261,8 @@ def proprioception_into(xpos, xquat, root_quat, linvel, angvel, touch, root, oth
     out[1], out[2], out[3], out[4] = math.cos(ex), math.sin(ex), math.cos(ey), math.sin(ey)
     k = 5
     for j in others:  # local_body_pos: relative to the root
-        put_rotated(out, k, cos_h, sin_h, xpos[j, 0] - xpos[root, 0], xpos[j, 1] - xpos[root, 1], xpos[j, 2] - xpos[root, 2])
+        dx, dy, dz = xpos[j, 0] - xpos[root, 0], xpos[j, 1] - xpos[root, 1], xpos[j, 2] - xpos[root, 2]
+        put_rotated(out, k, cos_h, sin_h, dx, dy, dz)
         k += 3
     for j in range(xquat.shape[0]):  # local_body_rot: the body's x and z axes
         r = quat_matrix(xquat[j])
@@ -335,7 +338,8 @@ def energy(ctrl: np.ndarray, k_energy: float) -> float:
 
 
 @kernel
-def reward_terms_into(xpos, linvel, root_quat, tracked, ref_pos, ref_vel, substep_ctrl, k_pos, k_vel, k_energy, out):  # fmt: skip
+def reward_terms_into(xpos, linvel, root_quat, tracked, ref_pos, ref_vel, substep_ctrl,
+                      k_pos, k_vel, k_energy, out):  # fmt: skip
     """out [5] = body_pos, vel, upright, energy (mean over sub-steps) of one state, then its mean tracking distance."""
     out[0] = tracking_term(xpos, tracked, ref_pos, k_pos)
     out[1] = tracking_term(linvel, tracked, ref_vel, k_vel)
@@ -352,7 +356,8 @@ def reward_terms_into(xpos, linvel, root_quat, tracked, ref_pos, ref_vel, subste
 
 @kernel
 def interpolate_into(keypoints, velocities, position, pos, vel):  # fmt: skip
-    """pos, vel [K, 3] = keypoints, velocities [T, K, 3] linearly interpolated at fractional frame ``position`` (clamped)."""
+    """pos, vel [K, 3] = keypoints, velocities [T, K, 3] interpolated linearly at fractional frame ``position``
+    (clamped to the motion)."""
     position = min(max(position, 0.0), keypoints.shape[0] - 1.0)
     low = min(int(position), keypoints.shape[0] - 2)
     alpha = position - low
@@ -370,7 +375,7 @@ def imitation_step_into(xpos, xquat, qpos, sensordata,  # one MjData state
                         body_ids, root_qposadr, linvel_adr, angvel_adr, touch_adr, root, others, tracked,  # BodyLayout
                         keypoints, velocities, frame, next_frame,  # reference track [T, K, 3] and fractional frames
                         substep_ctrl, k_pos, k_vel, k_energy,  # last step's controls [S, nu], reward sharpness
-                        state_xpos, state_xquat, state_root_quat, state_linvel, state_angvel, state_touch,  # BodyState out
+                        state_xpos, state_xquat, state_root_quat, state_linvel, state_angvel, state_touch,  # out
                         ref_pos, ref_vel,  # [K, 3] scratch
                         obs, values):  # out: observation [D], reward terms and tracking distance [5]
     """Everything ``ImitationEnv.step`` computes from the new state, in one call: the body state, the

@@ -267,7 +267,9 @@ def check_reference(layout: BodyLayout, name: str, ref: np.ndarray) -> np.ndarra
     return ref
 
 
-def _imitation(layout: BodyLayout, state: BodyState, ref_pos: np.ndarray, ref_vel: np.ndarray, out: np.ndarray) -> np.ndarray:
+def _imitation(
+    layout: BodyLayout, state: BodyState, ref_pos: np.ndarray, ref_vel: np.ndarray, out: np.ndarray
+) -> np.ndarray:
     """``out`` [..., imitation_size] (float64 or float32) filled with the task blocks of each state."""
     batch = state.root_quat.shape[:-1]
     ref_pos, ref_vel = (broadcast_batch(check_reference(layout, name, ref), batch, 2)

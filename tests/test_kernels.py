@@ -102,7 +102,9 @@ def test_kernels_match_numpy_references_on_random_states(embodiment):
         assert {**terms, "distance": distance} == pytest.approx(expected, rel=1e-12, abs=1e-300)
         datas.append(data), refs.append((ref_pos, ref_vel)), ctrls.append(substep_ctrl)
     # Stacked states through the same kernels give exactly the per-state results.
-    stacked = observations.body_state(layout, *(np.stack([getattr(d, k) for d in datas]) for k in ("xpos", "xquat", "qpos", "sensordata")))
+    stacked = observations.body_state(
+        layout, *(np.stack([getattr(d, key) for d in datas]) for key in ("xpos", "xquat", "qpos", "sensordata"))
+    )
     ref_pos, ref_vel = np.stack([r[0] for r in refs]), np.stack([r[1] for r in refs])
     batch_obs = observations.full_from_state(layout, stacked, ref_pos, ref_vel)
     batch_terms = rewards.reward_terms_from_state(layout, stacked, ref_pos, ref_vel, np.stack(ctrls), config)

@@ -17,7 +17,7 @@ reference pose and run a fixed random action sequence. Rows (embodiment x contro
   median over rounds of the ratio within each round; ``reset_ms``: one ``reset`` (not in the timed steps).
 
 ``control_mapping``: the target-length law alone, compiled kernel vs per-muscle loop (calls/s).
-Timed rounds of the variants are interleaved and each figure is the median over rounds. Time is this
+The variants alternate segment by segment within each round; each figure is the median over rounds. Time is this
 process's CPU time (``time.process_time``): the throughput of one core, which other processes sharing
 the machine do not inflate (wall time does, by their time slices); on an idle core the two agree.
 """
@@ -51,9 +51,10 @@ def per_muscle_loop_control(model, data, action):
         force[i] = np.clip(kp * (target[i] - data.actuator_length[i]) - 0.1 * kp * data.actuator_velocity[i], -peak, 0.0)
     control = np.zeros(model.nu)
     for i in range(model.nu):
-        length, velocity = data.actuator_length[i], data.actuator_velocity[i]
-        gain = mujoco.mju_muscleGain(length, velocity, model.actuator_lengthrange[i], model.actuator_acc0[i], model.actuator_gainprm[i, :9])
-        bias = mujoco.mju_muscleBias(length, model.actuator_lengthrange[i], model.actuator_acc0[i], model.actuator_biasprm[i, :9])
+        length, velocity, lengthrange, acc0 = (data.actuator_length[i], data.actuator_velocity[i],
+                                               model.actuator_lengthrange[i], model.actuator_acc0[i])  # fmt: skip
+        gain = mujoco.mju_muscleGain(length, velocity, lengthrange, acc0, model.actuator_gainprm[i, :9])
+        bias = mujoco.mju_muscleBias(length, lengthrange, acc0, model.actuator_biasprm[i, :9])
         control[i] = np.clip((force[i] - bias) / min(-1.0, gain), 0.0, 1.0)
     return control
 
@@ -77,16 +78,17 @@ def _loop_muscle_sim(model):
     return LoopMuscleSim(model, control_mode="direct")
 
 
-def _timed_segments(reset, step, actions) -> float:
-    """Seconds spent in ``step`` over every segment (``reset(i)`` before segment i is not timed)."""
-    spent = 0.0
-    for i, segment in enumerate(actions):
-        reset(i)
+def _segment_timer(reset, step, actions):
+    """``timer(i)``: ``reset()`` (not timed), then the seconds ``step`` takes over the actions of segment i."""
+
+    def timer(i: int) -> float:
+        reset()
         start = CLOCK()
-        for action in segment:
+        for action in actions[i]:
             step(action)
-        spent += CLOCK() - start
-    return spent
+        return CLOCK() - start
+
+    return timer
 
 
 def bench_mode(embodiment: str, model, motion, mode: str, rounds: int, segments: int, segment_steps: int) -> dict:
@@ -96,7 +98,9 @@ def bench_mode(embodiment: str, model, motion, mode: str, rounds: int, segments:
 
     from kinesis_tasks.imitation import ImitationConfig, ImitationEnv
 
-    config = ImitationConfig(embodiment=embodiment, control_mode=mode, evaluation=True, eval_termination_distance=float("inf"))
+    config = ImitationConfig(
+        embodiment=embodiment, control_mode=mode, evaluation=True, eval_termination_distance=float("inf")
+    )
     env = ImitationEnv(config, [motion], model=model)
     actions = np.random.default_rng(0).uniform(-1.0, 1.0, (segments, segment_steps, model.nu))
     options = {"motion": motion.name, "start": 0}
@@ -133,35 +137,35 @@ def bench_mode(embodiment: str, model, motion, mode: str, rounds: int, segments:
         if not np.array_equal(data.qpos, final_qpos[i]):
             raise RuntimeError(f"{mode}: the physics replay of segment {i} left the env's trajectory")
 
-    def reset_env(i: int) -> None:
-        env.reset(options=options)
-
-    loop_env = None
+    timers = {
+        "env": _segment_timer(lambda: env.reset(options=options), env.step, actions),
+        "physics": physics,
+        "muscle_sim": _segment_timer(lambda: env.reset(options=options), env.sim.step, actions),
+    }
     if mode == "target_length":
         loop_env = ImitationEnv(config, [motion], model=model)
         loop_env.sim = _loop_muscle_sim(model)
-    timings: dict[str, list[float]] = {name: [] for name in ("env", "physics", "muscle_sim", "loop")}
-    for _ in range(rounds):
-        timings["env"].append(_timed_segments(reset_env, env.step, actions))
-        timings["physics"].append(sum(physics(i) for i in range(segments)))
-        timings["muscle_sim"].append(_timed_segments(reset_env, env.sim.step, actions))
-        if loop_env is not None:
-            timings["loop"].append(_timed_segments(lambda i: loop_env.reset(options=options), loop_env.step, actions))
+        timers["loop"] = _segment_timer(lambda: loop_env.reset(options=options), loop_env.step, actions)
+    # Variants alternate segment by segment, so load changes on the machine hit them alike.
+    timings = {name: np.zeros(rounds) for name in timers}
+    for r in range(rounds):
+        for i in range(segments):
+            for name, timer in timers.items():
+                timings[name][r] += timer(i)
     steps = segments * segment_steps
-    seconds = {name: np.array(values) for name, values in timings.items() if values}
-    rates = {name: steps / float(np.median(values)) for name, values in seconds.items()}
+    rates = {name: steps / float(np.median(seconds)) for name, seconds in timings.items()}
     row = {
         "control_steps_per_s": rates["env"],
         "physics_control_steps_per_s": rates["physics"],
         "muscle_sim_control_steps_per_s": rates["muscle_sim"],
         # Ratios of times of the same round (paired), median over rounds.
-        "fraction_of_physics": float(np.median(seconds["physics"] / seconds["env"])),
-        "muscle_sim_fraction_of_physics": float(np.median(seconds["physics"] / seconds["muscle_sim"])),
+        "fraction_of_physics": float(np.median(timings["physics"] / timings["env"])),
+        "muscle_sim_fraction_of_physics": float(np.median(timings["physics"] / timings["muscle_sim"])),
         "reset_ms": 1000.0 / median_rate(lambda: env.reset(options=options), 5, rounds, CLOCK),
     }
-    if loop_env is not None:
+    if "loop" in timers:
         row["loop_baseline_control_steps_per_s"] = rates["loop"]
-        row["speedup_vs_loop"] = float(np.median(seconds["loop"] / seconds["env"]))
+        row["speedup_vs_loop"] = float(np.median(timings["loop"] / timings["env"]))
     return row
 
 
@@ -175,9 +179,10 @@ def bench_control_law(model, repeats: int) -> dict:
 
     data = mujoco.MjData(model)
     mujoco.mj_forward(model, data)
-    table, action, out = MuscleParams.from_model(model).table, np.random.default_rng(0).uniform(-1, 1, model.nu), np.empty(model.nu)
-    length, velocity, ctrl = data.actuator_length, data.actuator_velocity, data.ctrl
-    kernel = median_rate(lambda: kernels.target_length_control_into(table, action, length, velocity, out, ctrl), 2000, repeats, CLOCK)
+    action = np.random.default_rng(0).uniform(-1, 1, model.nu)
+    arrays = (MuscleParams.from_model(model).table, action, data.actuator_length, data.actuator_velocity,
+              np.empty(model.nu), data.ctrl)  # fmt: skip
+    kernel = median_rate(lambda: kernels.target_length_control_into(*arrays), 2000, repeats, CLOCK)
     looped = median_rate(lambda: per_muscle_loop_control(model, data, action), 20, repeats, CLOCK)
     return {"kernel_calls_per_s": kernel, "loop_calls_per_s": looped, "speedup": kernel / looped}
 
@@ -201,7 +206,8 @@ def measure(quick: bool) -> dict:
 def tables(results: dict) -> list:
     from rich.table import Table
 
-    table = Table(title="ImitationEnv control steps/s (median), obs + reward + termination included, vs baselines on the same states")
+    table = Table(title="ImitationEnv control steps/s (one core, median): obs + reward + termination included, "
+                        "vs baselines on the same states")
     for column in ("embodiment", "mode", "env", "raw physics", "% of physics", "MuscleSim", "% of physics",
                    "per-muscle-loop env", "speedup vs loop", "reset ms"):  # fmt: skip
         table.add_column(column, justify="right")
