@@ -35,30 +35,17 @@ def _rate(env, actions) -> float:
     return actions.shape[0] * actions.shape[1] / (time.perf_counter() - start)
 
 
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` so far (clock-tick resolution)."""
-    import os
-
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _cpu_times(env) -> list[float]:
     """CPU seconds of this process, then of each worker of ``env`` (if it has workers)."""
-    return [time.process_time(), *(_cpu_s(pid) for pid in getattr(env, "worker_pids", []))]
+    from kinesis.bench.common import process_cpu_s
 
-
-def _vm_hwm_mib(pid: int | str = "self") -> float:
-    """Peak resident memory (VmHWM) of process ``pid``, MiB."""
-    with open(f"/proc/{pid}/status") as status:
-        line = next(line for line in status if line.startswith("VmHWM:"))
-    return int(line.split()[1]) / 1024.0
+    return [time.process_time(), *(process_cpu_s(pid) for pid in getattr(env, "worker_pids", []))]
 
 
 def bench_envs(rounds: int, steps: int) -> dict:
     import numpy as np
 
+    from kinesis.bench.common import peak_rss_mib, process_peak_rss_mib
     from kinesis_tasks.embodiment import load_embodiment
     from kinesis_tasks.imitation import ImitationConfig
     from kinesis_tasks.parallel_env import ParallelImitationEnv
@@ -83,7 +70,7 @@ def bench_envs(rounds: int, steps: int) -> dict:
                 before = _cpu_times(env)
                 rates[name].append(_rate(env, actions))
                 cpu[name] += np.subtract(_cpu_times(env), before)
-        worker_rss = max(_vm_hwm_mib(pid) for pid in variants["batched"].worker_pids)
+        worker_rss = max(process_peak_rss_mib(pid) for pid in variants["batched"].worker_pids)
     finally:
         for env in variants.values():
             env.close()
@@ -91,7 +78,7 @@ def bench_envs(rounds: int, steps: int) -> dict:
         compiling.reset(seed=0)
         for action in actions[:10, : NUM_ENVS // WORKERS]:
             compiling.step(action)
-        compiling_worker_rss = _vm_hwm_mib(compiling.worker_pids[0])
+        compiling_worker_rss = process_peak_rss_mib(compiling.worker_pids[0])
     best = {name: max(values) for name, values in rates.items()}
     env_steps = rounds * steps * NUM_ENVS
     # Load-independent estimate: an idle machine runs the workers side by side and the parent in between.
@@ -123,7 +110,7 @@ def bench_envs(rounds: int, steps: int) -> dict:
         },
         "worker_peak_rss_mib": worker_rss,
         "worker_peak_rss_mib_compiling_its_model": compiling_worker_rss,
-        "single_thread_process_peak_rss_mib": _vm_hwm_mib(),
+        "single_thread_process_peak_rss_mib": peak_rss_mib(),
     }
 
 

@@ -12,6 +12,8 @@ both phases scale with it, only the per-epoch transfer of the policy weights to 
 ways of spreading 8 envs over 2 cores: 'mp' with 2 workers x 4 envs, 'mp' with 2 workers x 1 env (the cpu
 preset's layout, 4x more steps per env), and 'inprocess' stepping a ``ParallelImitationEnv`` of 8 envs in
 2 processes with the policy in this process (one batched policy call per step, the envs in lockstep).
+Beside the wall-clock rate, an idle-machine estimate from CPU time (as in the ``batched`` section):
+samples / CPU s of the busiest worker, plus this process's for 'inprocess' (its share runs in between).
 """
 
 from __future__ import annotations
@@ -81,6 +83,8 @@ def bench_samplers(samples: int) -> dict:
     from kinesis_training.samplers import make_sampler
     from kinesis_training.trainer import ImitationEnvFactory
 
+    from kinesis.bench.common import process_cpu_s
+
     env = ImitationEnv(ImitationConfig.default())
     obs_dim, action_dim = env.observation_space.shape[0], env.action_space.shape[0]
     torch.manual_seed(0)
@@ -97,13 +101,19 @@ def bench_samplers(samples: int) -> dict:
         sampler = make_sampler(kind, make_env, spec, workers=workers, envs_per_worker=envs, seed=0)
         try:
             sampler.collect(policy, samples // 4)  # warm-up
+            # mp: the workers run side by side; inprocess: this process, then the env workers side by side
+            pids = [p.pid for p in sampler.processes] if kind == "mp" else sampler.workers[0].env.worker_pids
+            cpu_before, own_before = [process_cpu_s(pid) for pid in pids], time.process_time()
             start = time.perf_counter()
             rollout = sampler.collect(policy, samples)
             elapsed = time.perf_counter() - start
+            own = time.process_time() - own_before if kind == "inprocess" else 0.0
+            busiest = max(process_cpu_s(pid) - before for pid, before in zip(pids, cpu_before))
         finally:
             sampler.close()
-        results[name] = {"sampler": kind, "workers": workers, "envs_per_worker": envs,
-                         "samples": len(rollout), "samples_per_s": len(rollout) / elapsed}
+        results[name] = {"sampler": kind, "workers": workers, "envs_per_worker": envs, "samples": len(rollout),
+                         "samples_per_s": len(rollout) / elapsed,
+                         "cpu_time_estimate_samples_per_s": len(rollout) / (own + busiest)}
     return results
 
 
@@ -128,9 +138,9 @@ def tables(results: dict) -> list:
                       f"{r['sample_s']:.2f}", f"{r['update_s']:.2f}", f"{100 * r['sampling_fraction']:.0f}%",
                       f"{100 * r['update_fraction']:.0f}%", f"{r['sampling_samples_per_s']:.0f}")
     samplers = Table(title="sampling only, small Lattice policy, 2 cores: samples/s of one collection")
-    for column in ("layout", "sampler", "workers", "envs/worker", "samples", "samples/s"):
+    for column in ("layout", "sampler", "workers", "envs/worker", "samples", "samples/s", "idle estimate from CPU time"):
         samplers.add_column(column, justify="right")
     for name, r in results["samplers"].items():
         samplers.add_row(name, r["sampler"], str(r["workers"]), str(r["envs_per_worker"]), str(r["samples"]),
-                         f"{r['samples_per_s']:.0f}")
+                         f"{r['samples_per_s']:.0f}", f"{r['cpu_time_estimate_samples_per_s']:.0f}")
     return [table, samplers]
