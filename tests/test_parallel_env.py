@@ -32,7 +32,7 @@ def config() -> ImitationConfig:
 
 @pytest.fixture(scope="module")
 def parallel(config, short_motions):
-    """The workers get the compiled model (pickled); the other tests' workers compile their own."""
+    """The workers get the compiled model (as a file); the other tests' workers compile their own."""
     with ParallelImitationEnv(NUM_ENVS, config, short_motions, workers=WORKERS,
                               model=load_embodiment(config.embodiment)) as env:
         yield env

@@ -4,10 +4,11 @@
 * batched: ``ParallelImitationEnv`` with the same N envs split over ``WORKERS`` processes (one message per
   worker per step), unpinned and pinned to one CPU each; the workers get the compiled model from this process.
 
-Both run the ``legs`` imitation task in target-length mode from the same seeds with the same random actions
-(uniform in [-1, 1]: episodes end often, so autoresets are part of the load), so they do the same work;
-the batched arrays are bit-identical to the single-thread ones (tests/test_parallel_env.py). The rounds
-alternate the variants, and the best round of each is reported (another process on the machine slows
+Both run the ``legs`` imitation task in target-length mode, reset with the same seed before every round
+and stepped with the same random actions (uniform in [-1, 1]: episodes end often, so autoresets are part
+of the load); the batched arrays are bit-identical to the single-thread ones (tests/test_parallel_env.py),
+so every round of every variant does exactly the same work. The rounds alternate the variants, and the
+best round of each is reported (another process on the machine slows
 down the lockstep pool more than one process: the slowest worker sets the pace). ``cpu_time_estimate``
 predicts the idle-machine rates from CPU time, which load inflates much less than wall time: single
 thread = steps / CPU s of this process; batched = steps / (CPU s of this process + CPU s of the busiest
@@ -62,11 +63,12 @@ def bench_envs(rounds: int, steps: int) -> dict:
     rates: dict[str, list[float]] = {name: [] for name in variants}
     cpu = {name: np.zeros(1 + len(getattr(env, "worker_pids", []))) for name, env in variants.items()}
     try:
-        for env in variants.values():
+        for env in variants.values():  # warm-up: the initial-state caches of the motions and starts used
             env.reset(seed=0)
-            _rate(env, actions[: max(2, steps // 10)])  # warm-up: first resets, caches
+            _rate(env, actions)
         for _ in range(rounds):
             for name, env in variants.items():
+                env.reset(seed=0)  # every round and variant does the same work (the same trajectories)
                 before = _cpu_times(env)
                 rates[name].append(_rate(env, actions))
                 cpu[name] += np.subtract(_cpu_times(env), before)
@@ -120,7 +122,6 @@ def bench_rollout_direct(repeats: int) -> dict:
     import numpy as np
     from mujoco import rollout
 
-    from kinesis.bench.common import median_rate
     from kinesis_tasks import MuscleSim, load_embodiment
 
     model = load_embodiment("legs")
@@ -130,16 +131,21 @@ def bench_rollout_direct(repeats: int) -> dict:
     mujoco.mj_getState(model, sim.data, state, spec)
     initial = np.tile(state, (NUM_ENVS, 1))
     control = np.random.default_rng(0).uniform(0.0, 1.0, (NUM_ENVS, sim.substeps, model.nu))
-    results = {}
-    for threads in (1, WORKERS):
-        datas = [mujoco.MjData(model) for _ in range(threads)]
-        with rollout.Rollout(nthread=threads) as pool:
-            def one_control_step() -> None:
-                pool.rollout([model] * NUM_ENVS, datas, initial, control)
-
-            calls = median_rate(one_control_step, 20, repeats)
-        results[f"threads_{threads}_steps_per_s"] = calls * NUM_ENVS
-    results["speedup"] = results[f"threads_{WORKERS}_steps_per_s"] / results["threads_1_steps_per_s"]
+    pools = {threads: (rollout.Rollout(nthread=threads), [mujoco.MjData(model) for _ in range(threads)])
+             for threads in (1, WORKERS)}
+    best = dict.fromkeys(pools, 0.0)
+    try:
+        for _ in range(repeats):  # interleaved, best of the repeats (as the env rounds above)
+            for threads, (pool, datas) in pools.items():
+                start = time.perf_counter()
+                for _ in range(20):
+                    pool.rollout([model] * NUM_ENVS, datas, initial, control)
+                best[threads] = max(best[threads], 20 * NUM_ENVS / (time.perf_counter() - start))
+    finally:
+        for pool, _ in pools.values():
+            pool.close()
+    results = {f"threads_{threads}_steps_per_s": rate for threads, rate in best.items()}
+    results["speedup"] = best[WORKERS] / best[1]
     return results
 
 
