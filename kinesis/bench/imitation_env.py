@@ -193,7 +193,7 @@ def bench_embodiment(embodiment: str, quick: bool) -> dict:
 
     model = load_embodiment(embodiment)
     motion = load_library("default")[MOTION]
-    rounds, segments, segment_steps = (3, 2, 10) if quick else (7, 6, 15)
+    rounds, segments, segment_steps = (3, 2, 10) if quick else (11, 6, 15)
     results: dict = {mode: bench_mode(embodiment, model, motion, mode, rounds, segments, segment_steps) for mode in MODES}
     results["control_mapping"] = bench_control_law(model, 3 if quick else 7)
     return results
