@@ -3,12 +3,12 @@
 At batch 1 every weight of a network is read once per call for a single multiply-add, so a call costs
 about (bytes of weights) / (memory bandwidth). The paper Lattice policy holds 7.6 M float32 weights
 (30.5 MB), more than this machine's share of the L3 cache, so each call streams them from DRAM. Through
-``nn.Linear`` (MKL sgemv on AMD) that streams at ~17 GB/s (~1.8 ms); a plain read of the same memory runs at
-~35 GB/s. The kernels here come close to the plain read (docs/performance.md, "Policy inference"):
+``nn.Linear`` (MKL sgemv) that runs at about half the rate of a plain read of the same memory (1.9 ms
+idle); the kernels here run close to the plain read (docs/performance.md, "Policy inference"):
 
 * each network (normalizer, hidden layers, head) is packed once into one contiguous float32 array, every
-  weight matrix stored transposed ([in, out]), so a layer is a sequence of vectorised row updates
-  ``y += W^T[i] x[i]`` over the outputs, with bias and SiLU fused at the end; the array lives in 2 MiB huge
+  weight matrix stored transposed ([in, out]) and followed by its bias, so a layer is a sequence of
+  vectorised row updates ``y += W^T[i] x[i]`` over the outputs, then SiLU; the array lives in 2 MiB huge
   pages where the OS allows (fewer TLB misses while streaming);
 * no torch dispatch, autograd, module calls or distribution objects on the path;
 * MoE: the gate, then only the chosen expert of each row.
@@ -36,7 +36,7 @@ MAX_FAST_BATCH = 8
 """Largest batch the kernels serve: about where BLAS (compute bound from there) catches up on the paper networks."""
 
 BLOCK = 16
-"""Rows of W^T combined per pass over a layer's outputs (16 measured faster than 4, 8 or 12 on Zen 4)."""
+"""Rows of W^T combined per pass over a layer's outputs (16 measured faster than 4, 8, 12, 24 or 32 on Zen 4)."""
 
 _HUGE_PAGE = 2 << 20
 
@@ -186,17 +186,23 @@ class FastMeanAction:
             raise ValueError(f"no fast path for actor type {type(actor).__name__}")
         self.obs_dim, self.action_dim = actor.obs_dim, actor.action_dim
 
+    def _rows(self, obs: np.ndarray) -> np.ndarray:
+        rows = np.ascontiguousarray(obs, np.float32)
+        if rows.ndim != 2 or rows.shape[1] != self.obs_dim or not 0 < rows.shape[0] <= MAX_FAST_BATCH:
+            raise ValueError(
+                f"obs must have shape [B, {self.obs_dim}] with 1 <= B <= {MAX_FAST_BATCH}, got {np.shape(obs)}"
+            )
+        return rows
+
     def expert_choice(self, obs: np.ndarray) -> np.ndarray:
-        """MoE: index of the most probable expert of each row [B] (int64)."""
+        """MoE: index of the most probable expert of each row of obs [B, obs_dim] -> [B] (int64)."""
         if self.gate is None:
             raise ValueError("expert_choice needs a mixture-of-experts actor")
-        return self.gate(obs).argmax(axis=1)
+        return self.gate(self._rows(obs)).argmax(axis=1)
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
-        """obs [B, obs_dim] (B <= MAX_FAST_BATCH) -> actions [B, action_dim] float32."""
-        obs = np.ascontiguousarray(obs, np.float32)
-        if obs.ndim != 2 or obs.shape[1] != self.obs_dim or not 0 < obs.shape[0] <= MAX_FAST_BATCH:
-            raise ValueError(f"obs must have shape [B, {self.obs_dim}] with 1 <= B <= {MAX_FAST_BATCH}, got {obs.shape}")
+        """obs [B, obs_dim] (1 <= B <= MAX_FAST_BATCH) -> actions [B, action_dim] float32."""
+        obs = self._rows(obs)
         if self.gate is None:
             return self.experts[0](obs)
         choice = self.expert_choice(obs)
