@@ -1,14 +1,19 @@
-"""ParallelImitationEnv: a VectorImitationEnv whose envs are stepped by worker processes, in parallel.
+"""ParallelImitationEnv: a VectorImitationEnv whose envs are stepped in parallel, by this process and workers.
 
-The N envs are split into W contiguous blocks, one per worker process (block sizes differ by at most one).
-One ``step`` writes the actions into a shared-memory block and sends one message per worker (not per
-env); each worker steps its envs with ``vector_env.step_with_autoreset`` (the in-process backend's
-function), writes observations, final observations (zeros where no episode ended), rewards and flags
-into the shared block and replies with its envs' infos by key. ``step`` returns copies of the block's
-arrays and stacks the infos as ``BatchedEnv.step`` does (no per-env objects in the parent: its share of a
-step is about 0.1 ms, all of it serial); ``reset`` is ``BatchedEnv.reset`` over the workers. The results
-are bit-identical to ``VectorImitationEnv`` for the same seeds (env i is reset with seed + i wherever it
-lives; tests/test_parallel_env.py).
+The N envs are split into W contiguous blocks (sizes differ by at most one). This process steps block 0
+itself and each other block lives in a spawned worker process (``step_in_parent=False``: every block in a
+worker, this process only coordinates). One ``step`` writes the actions into a shared-memory block and
+sends one message per worker (not per env); while the workers step their envs, this process steps its
+own, then reads the replies. Every block is stepped the same way (``vector_env.step_with_autoreset``, the
+in-process backend's function), writing observations, final observations (zeros where no episode ended),
+rewards and flags into its rows of the shared block and returning its envs' infos by key. ``step``
+returns copies of the block's arrays and stacks the infos as ``BatchedEnv.step`` does; ``reset`` is
+``BatchedEnv.reset`` over the blocks. The results are bit-identical to ``VectorImitationEnv`` for the
+same seeds (env i is reset with seed + i wherever it lives; tests/test_parallel_env.py).
+
+Stepping a block here instead of waiting saves a process, one message per step and the wake-up of this
+process on the critical path (measured on 2 cores, 8 envs: 1.79x the single-thread rate against 1.70x
+with 2 workers; docs/performance.md).
 
 Lifetime: workers are spawned processes (no fork after torch or MuJoCo threads started). ``close()``,
 leaving a ``with`` block or garbage collection stops them; a worker also exits when its parent dies (its
@@ -16,8 +21,9 @@ pipe reaches end of file). An exception raised in a worker (e.g. ValueError for 
 re-raised in the parent with its type and the worker's traceback as a note; a worker that dies raises
 ``EnvWorkerError`` and closes the env. Each worker ignores SIGINT: Ctrl-C is the parent's to handle.
 
-``pin_cpus=True`` pins worker w to the w-th CPU of the parent's affinity set (modulo its size): fewer
-migrations on an idle machine, but a pinned worker cannot move away from a busy core.
+``pin_cpus=True`` pins the worker of block b to the b-th CPU of this process's affinity set (modulo its
+size; this process is never pinned): fewer migrations on an idle machine, but a pinned worker cannot
+move away from a busy core.
 """
 
 from __future__ import annotations
@@ -188,52 +194,72 @@ def _worker_main(conn: Connection, config: ImitationConfig, motions: Sequence[Re
 
 
 class ProcessPoolBackend:
-    """``num_envs`` envs in ``workers`` spawned processes (module docstring): ``reset``, ``call``, ``get_attr``
-    and ``close`` as the ``vector_env.Backend`` protocol; ``step`` returns the stacked arrays directly."""
+    """``num_envs`` envs in ``workers`` blocks stepped side by side (module docstring); block 0 in this
+    process when ``step_in_parent``. ``reset``, ``call``, ``get_attr`` and ``close`` as the
+    ``vector_env.Backend`` protocol; ``step`` returns the stacked arrays directly."""
 
     def __init__(self, config: ImitationConfig, motions: Sequence[ReferenceMotion] | None, num_envs: int,
-                 workers: int, *, model: mujoco.MjModel | None = None, pin_cpus: bool = False) -> None:
+                 workers: int, *, step_in_parent: bool = True, model: mujoco.MjModel | None = None,
+                 pin_cpus: bool = False) -> None:
         if not 1 <= int(workers) <= int(num_envs):
             raise ValueError(f"workers must be in [1, num_envs={num_envs}], got {workers}")
-        context = mp.get_context("spawn")
         counts = [len(block) for block in np.array_split(np.arange(num_envs), workers)]
-        self.firsts = np.cumsum([0, *counts[:-1]]).tolist()
-        self.counts = counts
-        cpus = sorted(os.sched_getaffinity(0))
+        firsts = np.cumsum([0, *counts[:-1]]).tolist()
+        self.blocks = list(zip(firsts, counts))
         self.connections: list[Connection] = []
         self.processes: list[mp.process.BaseProcess] = []
-        self.block: SharedMemory | None = None
+        self.local: _WorkerEnvs | None = None
+        self.shared: SharedMemory | None = None
         self.arrays: dict[str, np.ndarray] = {}
-        model_dir = tempfile.TemporaryDirectory(prefix="kinesis-env-model-") if model is not None else None
+        remote = list(range(1 if step_in_parent else 0, len(self.blocks)))
+        if step_in_parent and model is None:
+            model = load_embodiment(config.embodiment)
+        model_dir = tempfile.TemporaryDirectory(prefix="kinesis-env-model-") if model is not None and remote else None
         try:
             model_file = None
             if model_dir is not None:  # a binary model file: cheaper to load than a pickle (peak memory)
                 model_file = os.path.join(model_dir.name, "model.mjb")
                 mujoco.mj_saveModel(model, model_file, None)
-            for w, (first, count) in enumerate(zip(self.firsts, counts)):
-                parent, child = context.Pipe()
-                process = context.Process(
-                    target=_worker_main, name=f"kinesis-env-{w}", daemon=True,
-                    args=(child, _picklable(config), motions, model_file, first, count,
-                          cpus[w % len(cpus)] if pin_cpus else None),
-                )
-                process.start()
-                child.close()  # our copy; the worker's end closing now means the worker is gone
-                self.connections.append(parent)
-                self.processes.append(process)
-            spaces = self._gather()  # the workers have loaded the model file by now
-            self.observation_space, self.action_space = spaces[0]
+            self._spawn(config, motions, model_file, remote, pin_cpus)
+            if step_in_parent:
+                local_motions = motions if motions is not None else load_library(config.motions, split=config.split)
+                local_envs = [ImitationEnv(config, local_motions, model=model) for _ in range(counts[0])]
+                spaces = (local_envs[0].observation_space, local_envs[0].action_space)
+            ready = self._gather()  # the workers have loaded the model file by now
+            self.observation_space, self.action_space = spaces if step_in_parent else ready[0]
             layout = _Layout(int(num_envs), self.observation_space.shape[0], self.action_space.shape[0],
                              self.observation_space.dtype.str)
-            self.block = SharedMemory(create=True, size=layout.nbytes)
-            self.arrays = layout.arrays(self.block.buf)
-            self._broadcast(("bind", self.block.name, layout))
+            self.shared = SharedMemory(create=True, size=layout.nbytes)
+            self.arrays = layout.arrays(self.shared.buf)
+            if step_in_parent:
+                self.local = _WorkerEnvs(local_envs, self.arrays, 0)
+            for conn in self.connections:
+                conn.send(("bind", self.shared.name, layout))
+            self._gather()
         except BaseException:
             self.close()
             raise
         finally:
             if model_dir is not None:
                 model_dir.cleanup()
+
+    def _spawn(self, config: ImitationConfig, motions: Sequence[ReferenceMotion] | None, model_file: str | None,
+               blocks: list[int], pin_cpus: bool) -> None:
+        """One worker process per block index in ``blocks``; with ``pin_cpus``, block b's on the b-th CPU (modulo)."""
+        context = mp.get_context("spawn")
+        cpus = sorted(os.sched_getaffinity(0))
+        for b in blocks:
+            first, count = self.blocks[b]
+            parent, child = context.Pipe()
+            process = context.Process(
+                target=_worker_main, name=f"kinesis-env-{len(self.processes)}", daemon=True,
+                args=(child, _picklable(config), motions, model_file, first, count,
+                      cpus[b % len(cpus)] if pin_cpus else None),
+            )
+            process.start()
+            child.close()  # our copy; the worker's end closing now means the worker is gone
+            self.connections.append(parent)
+            self.processes.append(process)
 
     @property
     def pids(self) -> list[int]:
@@ -260,42 +286,47 @@ class ProcessPoolBackend:
                 raise error
         return [payload[0] for _, *payload in replies]
 
-    def _send(self, messages: Sequence[tuple]) -> list[Any]:
-        """Sends ``messages[w]`` to worker w, returns the replies."""
-        if not self.connections:
+    def _run(self, command: str, block_args: Sequence[tuple] | None = None) -> list[Any]:
+        """``command`` on every block (``block_args[b]``: its arguments, default none), in block order: the
+        workers get one message each, then this process runs its own block, then the replies are read."""
+        if not self.arrays:
             raise RuntimeError("the env workers are closed")
-        for conn, message in zip(self.connections, messages):
-            conn.send(message)
-        return self._gather()
-
-    def _broadcast(self, message: tuple) -> list[Any]:
-        return self._send([message] * len(self.connections))
+        block_args = block_args if block_args is not None else [()] * len(self.blocks)
+        remote_args = block_args[1:] if self.local is not None else block_args
+        for conn, args in zip(self.connections, remote_args):
+            conn.send((command, *args))
+        try:
+            local = [getattr(self.local, command)(*block_args[0])] if self.local is not None else []
+        finally:
+            remote = self._gather()  # always: every worker was sent a message and replies to it
+        return local + remote
 
     def reset(self, seeds: Sequence[int | None], options: Mapping[str, Any] | None) -> list[tuple[np.ndarray, dict]]:
         options = None if options is None else dict(options)
-        blocks = self._send([("reset", list(seeds[first:first + count]), options)
-                             for first, count in zip(self.firsts, self.counts)])
+        blocks = self._run("reset", [(list(seeds[first:first + count]), options) for first, count in self.blocks])
         infos = [info for block in blocks for info in block]
         return list(zip(self.arrays["obs"], infos))
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """Steps every env: (obs, rewards, terminated, truncated, infos) as ``BatchedEnv.step`` returns them."""
         a = self.arrays
+        if not a:
+            raise RuntimeError("the env workers are closed")
         a["actions"][:] = actions
-        columns = self._broadcast(("step",))
+        columns = self._run("step")
         infos = {key: np.array([value for block in columns for value in block[key]]) for key in columns[0]}
         infos["final_obs"], infos["_final_obs"] = a["final_obs"].copy(), a["ended"].copy()
         return a["obs"].copy(), a["rewards"].copy(), a["terminated"].copy(), a["truncated"].copy(), infos
 
     def call(self, method: str, *args: Any) -> list[Any]:
-        return [value for block in self._broadcast(("call", method, args)) for value in block]
+        return [value for block in self._run("call", [(method, args)] * len(self.blocks)) for value in block]
 
     def get_attr(self, name: str) -> list[Any]:
-        return [value for block in self._broadcast(("get_attr", name)) for value in block]
+        return [value for block in self._run("get_attr", [(name,)] * len(self.blocks)) for value in block]
 
     def close(self) -> None:
         """Stop the workers (terminate those that do not exit within 5 s) and free the shared block."""
-        for conn, process in zip(self.connections, self.processes):
+        for conn in self.connections:
             try:
                 conn.send(("close",))
             except (BrokenPipeError, OSError):
@@ -306,21 +337,22 @@ class ProcessPoolBackend:
                 process.terminate()
                 process.join()
             conn.close()
-        self.connections, self.processes = [], []
-        if self.block is not None:
-            self.arrays = {}
-            self.block.close()
-            self.block.unlink()
-            self.block = None
+        self.connections, self.processes, self.local, self.arrays = [], [], None, {}
+        if self.shared is not None:  # no view of it is left
+            self.shared.close()
+            self.shared.unlink()
+            self.shared = None
 
 
 class ParallelImitationEnv(VectorImitationEnv):
-    """``VectorImitationEnv`` with its ``num_envs`` envs stepped by ``workers`` processes (module docstring).
+    """``VectorImitationEnv`` with its ``num_envs`` envs in ``workers`` blocks stepped side by side (module
+    docstring): this process steps block 0 itself unless ``step_in_parent=False``, and each other block
+    has a worker process.
 
-    ``motions`` are pickled to every worker; None lets each worker load ``config.motions`` itself.
-    ``model`` (the compiled ``config.embodiment``) reaches the workers as a binary model file; None lets
-    each worker compile it, which costs it the compile time and about 90 MiB more memory (MjSpec
-    compilation leaves memory behind that the process does not give back).
+    ``motions`` are pickled to every worker; None lets each process load ``config.motions`` itself.
+    ``model`` (the compiled ``config.embodiment``; compiled here when None and ``step_in_parent``) reaches
+    the workers as a binary model file; without one each worker compiles it, which costs it the compile
+    time and about 90 MiB more memory (MjSpec compilation leaves memory behind that is not given back).
     """
 
     def __init__(
@@ -330,6 +362,7 @@ class ParallelImitationEnv(VectorImitationEnv):
         motions: Mapping[str, ReferenceMotion] | Sequence[ReferenceMotion] | None = None,
         *,
         workers: int = 2,
+        step_in_parent: bool = True,
         model: mujoco.MjModel | None = None,
         pin_cpus: bool = False,
     ) -> None:
@@ -339,8 +372,8 @@ class ParallelImitationEnv(VectorImitationEnv):
         self.config = config if config is not None else ImitationConfig.default()
         motion_list = list(motions.values()) if isinstance(motions, Mapping) else motions
         self.closed = True  # nothing to close (for __del__) until the workers run
-        self.backend: ProcessPoolBackend = ProcessPoolBackend(self.config, motion_list, self.num_envs, workers,
-                                                              model=model, pin_cpus=pin_cpus)
+        self.backend = ProcessPoolBackend(self.config, motion_list, self.num_envs, workers,
+                                          step_in_parent=step_in_parent, model=model, pin_cpus=pin_cpus)
         self.closed = False
         self.single_observation_space = self.backend.observation_space
         self.single_action_space = self.backend.action_space
