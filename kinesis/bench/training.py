@@ -10,10 +10,10 @@ both phases scale with it, only the per-epoch transfer of the policy weights to 
 
 ``samplers``: samples/s of one collection (small Lattice policy, 2,048 samples, after a warm-up one) for
 ways of spreading 8 envs over 2 cores: 'mp' with 2 workers x 4 envs, 'mp' with 2 workers x 1 env (the cpu
-preset's layout, 4x more steps per env), and 'inprocess' stepping a ``ParallelImitationEnv`` of 8 envs in
-2 processes with the policy in this process (one batched policy call per step, the envs in lockstep).
-Beside the wall-clock rate, an idle-machine estimate from CPU time (as in the ``batched`` section):
-samples / CPU s of the busiest worker, plus this process's for 'inprocess' (its share runs in between).
+preset's layout, 4x more steps per env), and 'inprocess' stepping a ``ParallelImitationEnv`` of 8 envs
+(4 in this process, 4 in a worker) with the policy in this process (one batched policy call per step,
+the envs in lockstep). Beside the wall-clock rate, an idle-machine estimate from CPU time (as in the
+``batched`` section): samples / CPU s of the busiest process.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def bench_preset(preset: str, batch: int) -> dict:
 
 @dataclass(frozen=True)
 class ParallelEnvFactory:
-    """make_env(num_envs) -> ParallelImitationEnv over ``workers`` processes (for the in-process sampler)."""
+    """make_env(num_envs) -> ParallelImitationEnv in ``workers`` blocks (for the in-process sampler)."""
 
     workers: int
 
@@ -101,19 +101,18 @@ def bench_samplers(samples: int) -> dict:
         sampler = make_sampler(kind, make_env, spec, workers=workers, envs_per_worker=envs, seed=0)
         try:
             sampler.collect(policy, samples // 4)  # warm-up
-            # mp: the workers run side by side; inprocess: this process, then the env workers side by side
             pids = [p.pid for p in sampler.processes] if kind == "mp" else sampler.workers[0].env.worker_pids
             cpu_before, own_before = [process_cpu_s(pid) for pid in pids], time.process_time()
             start = time.perf_counter()
             rollout = sampler.collect(policy, samples)
             elapsed = time.perf_counter() - start
             own = time.process_time() - own_before if kind == "inprocess" else 0.0
-            busiest = max(process_cpu_s(pid) - before for pid, before in zip(pids, cpu_before))
+            busiest = max(own, *(process_cpu_s(pid) - before for pid, before in zip(pids, cpu_before)))
         finally:
             sampler.close()
         results[name] = {"sampler": kind, "workers": workers, "envs_per_worker": envs, "samples": len(rollout),
                          "samples_per_s": len(rollout) / elapsed,
-                         "cpu_time_estimate_samples_per_s": len(rollout) / (own + busiest)}
+                         "cpu_time_estimate_samples_per_s": len(rollout) / busiest}
     return results
 
 
