@@ -2,12 +2,12 @@
 
 The N envs are split into W contiguous blocks (sizes differ by at most one). This process steps block 0
 itself and each other block lives in a spawned worker process (``step_in_parent=False``: every block in a
-worker, this process only coordinates). One ``step`` writes the actions into a shared-memory block and
+worker, this process only coordinates). One ``step`` writes the actions into shared memory and
 sends one message per worker (not per env); while the workers step their envs, this process steps its
 own, then reads the replies. Every block is stepped the same way (``vector_env.step_with_autoreset``, the
 in-process backend's function), writing observations, final observations (zeros where no episode ended),
-rewards and flags into its rows of the shared block and returning its envs' infos by key. ``step``
-returns copies of the block's arrays and stacks the infos as ``BatchedEnv.step`` does; ``reset`` is
+rewards and flags into its rows of the shared memory and returning its envs' infos by key. ``step``
+returns copies of the shared arrays and stacks the infos as ``BatchedEnv.step`` does; ``reset`` is
 ``BatchedEnv.reset`` over the blocks. The results are bit-identical to ``VectorImitationEnv`` for the
 same seeds (env i is reset with seed + i wherever it lives; tests/test_parallel_env.py).
 
@@ -56,7 +56,7 @@ class EnvWorkerError(RuntimeError):
 
 @dataclass(frozen=True)
 class _Layout:
-    """Sizes of the shared block: actions [N, A] float64, obs and final obs [N, D], rewards [N] float64,
+    """Sizes of the shared memory: actions [N, A] float64, obs and final obs [N, D], rewards [N] float64,
     terminated / truncated / ended [N] bool."""
 
     num_envs: int
@@ -109,8 +109,9 @@ def _error_reply(error: Exception) -> tuple[str, Exception, str]:
     return ("error", error, text)
 
 
-class _WorkerEnvs:
-    """A worker's envs (global indices ``first``..) and its rows of the shared block; methods = commands."""
+class _EnvBlock:
+    """A block of envs (global indices ``first``...) and its rows of the shared memory, in a worker or in
+    the parent; its methods are the commands a worker serves."""
 
     def __init__(self, envs: list[ImitationEnv], views: dict[str, np.ndarray], first: int) -> None:
         self.envs = envs
@@ -150,11 +151,11 @@ _COMMANDS = frozenset({"step", "reset", "call", "get_attr"})
 
 def _worker_main(conn: Connection, config: ImitationConfig, motions: Sequence[ReferenceMotion] | None,
                  model_file: str | None, first: int, count: int, cpu: int | None) -> None:
-    """Process entry point: build ``count`` envs, report their spaces, attach the shared block, then serve
+    """Process entry point: build ``count`` envs, report their spaces, attach the shared memory, then serve
     (command, *args) messages until "close" or until the parent is gone (end of file on the pipe)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    block: SharedMemory | None = None
-    worker: _WorkerEnvs | None = None
+    shared: SharedMemory | None = None
+    block: _EnvBlock | None = None
     try:
         try:
             if cpu is not None:
@@ -171,8 +172,8 @@ def _worker_main(conn: Connection, config: ImitationConfig, motions: Sequence[Re
             return
         conn.send(("ok", (envs[0].observation_space, envs[0].action_space)))
         _, name, layout = conn.recv()  # ("bind", block name, _Layout)
-        block = SharedMemory(name)
-        worker = _WorkerEnvs(envs, layout.arrays(block.buf), first)
+        shared = SharedMemory(name)
+        block = _EnvBlock(envs, layout.arrays(shared.buf), first)
         conn.send(("ok", None))
         while True:
             command, *args = conn.recv()
@@ -181,16 +182,16 @@ def _worker_main(conn: Connection, config: ImitationConfig, motions: Sequence[Re
             try:
                 if command not in _COMMANDS:
                     raise ValueError(f"env worker: unknown command {command!r}")
-                reply = ("ok", getattr(worker, command)(*args))
+                reply = ("ok", getattr(block, command)(*args))
             except Exception as error:  # forwarded: the parent re-raises it
                 reply = _error_reply(error)
             conn.send(reply)
     except (EOFError, BrokenPipeError, ConnectionResetError):  # the parent is gone
         return
     finally:
-        worker = None  # drop the views before unmapping the block
-        if block is not None:
-            block.close()
+        block = None  # drop the views before unmapping the shared memory
+        if shared is not None:
+            shared.close()
 
 
 class ProcessPoolBackend:
@@ -208,7 +209,7 @@ class ProcessPoolBackend:
         self.blocks = list(zip(firsts, counts))
         self.connections: list[Connection] = []
         self.processes: list[mp.process.BaseProcess] = []
-        self.local: _WorkerEnvs | None = None
+        self.local: _EnvBlock | None = None
         self.shared: SharedMemory | None = None
         self.arrays: dict[str, np.ndarray] = {}
         remote = list(range(1 if step_in_parent else 0, len(self.blocks)))
@@ -232,7 +233,7 @@ class ProcessPoolBackend:
             self.shared = SharedMemory(create=True, size=layout.nbytes)
             self.arrays = layout.arrays(self.shared.buf)
             if step_in_parent:
-                self.local = _WorkerEnvs(local_envs, self.arrays, 0)
+                self.local = _EnvBlock(local_envs, self.arrays, 0)
             for conn in self.connections:
                 conn.send(("bind", self.shared.name, layout))
             self._gather()
@@ -325,7 +326,7 @@ class ProcessPoolBackend:
         return [value for block in self._run("get_attr", [(name,)] * len(self.blocks)) for value in block]
 
     def close(self) -> None:
-        """Stop the workers (terminate those that do not exit within 5 s) and free the shared block."""
+        """Stop the workers (terminate those that do not exit within 5 s) and free the shared memory."""
         for conn in self.connections:
             try:
                 conn.send(("close",))
@@ -383,7 +384,7 @@ class ParallelImitationEnv(VectorImitationEnv):
         self._was_reset = False
 
     def step(self, actions: np.ndarray):
-        """As ``BatchedEnv.step``, with the arrays read straight from the shared block (no per-env objects)."""
+        """As ``BatchedEnv.step``, with the arrays read straight from the shared memory (no per-env objects)."""
         if not self._was_reset:
             raise RuntimeError("step() called before reset()")
         actions = np.asarray(actions)
