@@ -2,7 +2,8 @@
 
 Setup: the KINESIS v1 model (tests/data/conformance) with the conformance Lattice checkpoint (obs 309,
 80 actions), motion myosuite_walk_a of the default library; both runs start from the model's default
-state (what sim_node holds after start-up; offline: ImitationEnv.reset with that qpos and zero qvel).
+state (sim_node after a reset; offline: ImitationEnv.reset with that qpos and zero qvel). The nodes run
+as two processes and composed in one (kinesis_policy_node.composed).
 """
 
 import os
@@ -21,6 +22,7 @@ from numpy.testing import assert_array_equal
 from std_srvs.srv import SetBool
 
 from kinesis_msgs.msg import MuscleCommand, ReferenceMotion, SimState, TrackingStatus
+from kinesis_msgs.srv import Reset
 from kinesis_policy_node import goals
 from kinesis_policy_node.tracking import GoalTracker, canonical_task
 from kinesis_sim_node.messages import SIM_STATE_QOS
@@ -135,27 +137,40 @@ def stop(process: subprocess.Popen) -> None:
 
 SIM = "kinesis_sim_node.sim_node"
 POLICY = "kinesis_policy_node.policy_node"
+COMPOSED = "kinesis_policy_node.composed"
 
 
 @pytest.mark.ros
-def test_lockstep_over_ros_equals_offline_run(tmp_path):
+@pytest.mark.parametrize("composed", [False, True], ids=["two_processes", "composed"])
+def test_lockstep_over_ros_equals_offline_run(tmp_path, composed):
     common = [f"embodiment:={V1_MODEL}", "control_mode:=target_length"]
+    sim = [*common, "clock:=lockstep", "joint_state_rate_hz:=0.0", "muscle_state_rate_hz:=0.0"]
+    policy = ["task:=imitation", f"checkpoint:={CHECKPOINT}", f"motion:={MOTION}"]
     with running_nodes(tmp_path) as (client, start):
-        # The sim waits paused until this client has the policy's first command: nothing after it is missed.
-        start(SIM, [*common, "clock:=lockstep", "joint_state_rate_hz:=0.0", "muscle_state_rate_hz:=0.0"])
-        client.spin_until(lambda: 0 in client.states, "sim_node's first state")
+        if composed:  # one process, one executor; parameters go to the node that declares them
+            start(COMPOSED, [*sim, *policy])
+        else:
+            start(SIM, sim)
+            start(POLICY, [*common, *policy])
+        client.spin_until(lambda: client.commands, "the policy's commands")
+        # The run from the default state: reset the paused sim, take the policy's answer to state 0, resume.
         assert client.call(SetBool, "/sim_node/pause", SetBool.Request(data=True)).success
-        start(POLICY, [*common, "task:=imitation", f"checkpoint:={CHECKPOINT}", f"motion:={MOTION}"])
-        client.spin_until(lambda: 0 in client.commands, "the policy's first command")
+        client.spin_for(0.3)
+        client.states.clear(), client.commands.clear()
+        assert client.call(Reset, "/sim_node/reset", Reset.Request(motion="", qpos=[], seed=-1)).success
+        client.spin_until(lambda: 0 in client.commands, "the answer to state 0")
         assert client.call(SetBool, "/sim_node/pause", SetBool.Request(data=False)).success
-        client.spin_until(lambda: all(k in client.commands for k in range(STEPS)) and max(client.states, default=0) >= STEPS,
-                          f"{STEPS} answered states", timeout=60.0)
-    _, actions, qpos, _ = offline_run(STEPS)
-    for k in range(STEPS):
+        client.spin_until(lambda: max(client.states) >= STEPS, f"{STEPS} answered states", timeout=60.0)
+    # The loop runs on while this client reads, so a slow reader may skip states (depth-1 topic) and commands.
+    # Compared: the whole motion (150 steps; then the node starts it over while ImitationEnv holds its end).
+    horizon = int(round(load_library("default")[MOTION].duration * 30))
+    _, actions, qpos, _ = offline_run(horizon)
+    commands = [k for k in range(horizon) if k in client.commands]
+    states = [k for k in range(horizon + 1) if k in client.states]
+    assert 0 in commands and len(commands) >= 10 and max(states) >= STEPS // 2
+    for k in commands:
         assert_array_equal(np.array(client.commands[k].values), actions[k].astype(np.float64), err_msg=f"action {k}")
-    compared = [k for k in range(STEPS + 1) if k in client.states]
-    assert len(compared) > STEPS // 2 and STEPS in compared  # the depth-1 state topic may skip some for a slow reader
-    for k in compared:
+    for k in states:
         assert_array_equal(np.array(client.states[k].qpos), qpos[k], err_msg=f"qpos of state {k}")
     assert {m.task for m in client.tracking} == {"imitation"} and {m.motion for m in client.tracking} == {MOTION}
     assert client.references and client.references[0].name == MOTION

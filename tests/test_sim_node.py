@@ -66,10 +66,11 @@ class Client(RosTestClient):
 
 
 @contextmanager
-def running_sim_node(tmp_path, *params: str):
+def running_sim_node(tmp_path, *params: str, executor: str = "events"):
     """A sim_node process with ``params`` (name:=value) and a connected Client; always stopped."""
     domain_id = random.Random(os.getpid() ^ time.time_ns()).randrange(1, 100)
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", PYTHONUNBUFFERED="1")
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", PYTHONUNBUFFERED="1",
+               KINESIS_ROS_EXECUTOR=executor)
     ros_args = [arg for param in params for arg in ("-p", param)]
     log_path = tmp_path / f"sim_node_{domain_id}_{time.time_ns()}.log"
     with log_path.open("w") as log:
@@ -191,3 +192,20 @@ def test_realtime_watchdog_relaxes_muscles(tmp_path):
         relaxed_after = excitations[-1][0] - last_sent
         assert timeout <= relaxed_after < timeout + 0.7
     assert "watchdog: no muscle command for 0.3 s" in client.log_path.read_text()
+
+
+def test_single_threaded_executor_steps_and_stops(tmp_path):
+    with running_sim_node(tmp_path, "clock:=lockstep", executor="single") as client:
+        client.reset()
+        client.send(np.zeros(NU), step=0)
+        state = client.wait_state(1)
+    offline = MuscleSim(load_embodiment("legs"), control_mode="target_length")
+    offline.step(np.zeros(NU))
+    assert_array_equal(np.asarray(state.qpos), offline.data.qpos)
+
+
+def test_unknown_executor_is_a_clear_error():
+    result = subprocess.run([sys.executable, "-P", "-m", "kinesis_sim_node.sim_node"], capture_output=True, text=True,
+                            timeout=60, env=dict(os.environ, KINESIS_ROS_EXECUTOR="fast", ROS_DOMAIN_ID="98"))
+    assert result.returncode == 2
+    assert "KINESIS_ROS_EXECUTOR must be one of ['events', 'single'], got 'fast'" in result.stderr

@@ -5,7 +5,8 @@ Parameters and their defaults: ``config/policy_node.yaml``.
 
 Each SimState (step k) is turned into the policy input by ``tracking.GoalTracker`` with the same
 kinesis_tasks functions as offline training, the checkpoint's mean action (``kinesis_training.load_policy``)
-is published as the MuscleCommand answering step k, and /kinesis/tracking gets the step's metrics.
+is published as the MuscleCommand answering step k, and /kinesis/tracking gets the step's metrics (when
+someone subscribes it).
 Without a checkpoint the node runs ``kinesis_tasks.controllers.hold_pose_action`` (and says so once).
 The reference is published on /kinesis/reference_motion when it changes: the motion when it starts, a
 two-frame motion (now, one step later) at every state for the downstream tasks. Kick: the ball comes from
@@ -106,7 +107,8 @@ class PolicyNode(Node):
         command = goals.command_msg(msg, action, embodiment=self.embodiment, mode=self.mode)
         self.command_pub.publish(command)
         self.last_command = (time.monotonic(), command)
-        self.tracking_pub.publish(goals.tracking_msg(result, msg.header.stamp))
+        if self.tracking_pub.get_subscription_count():
+            self.tracking_pub.publish(goals.tracking_msg(result, msg.header.stamp))
         if self.tracker.take_changed():
             self.publish_reference(msg)
 

@@ -6,21 +6,22 @@ task scene around the embodiment: ``soccer`` (legs_back only) adds the ball, goa
 ball's free joint follows the embodiment in qpos/qvel (SimState.qpos [nq + 7], qvel [nv + 6]).
 
 Publishes ``/kinesis/sim_state`` (SimState, latched: transient local, depth 1), ``/joint_states``
-(hinge and slide joints) and ``/kinesis/muscle_state``; subscribes ``/kinesis/muscle_command``.
-Services: ``~/reset`` (kinesis_msgs/Reset: qpos if given, else the model default; the motion name
-is for the policy node, the seed is logged: the simulation itself draws no random numbers),
-``~/pause`` (std_srvs/SetBool: true pauses, false resumes) and ``~/step`` (kinesis_msgs/Step:
+(hinge and slide joints) and ``/kinesis/muscle_state`` (these two only when subscribed); subscribes
+``/kinesis/muscle_command``. Services: ``~/reset`` (kinesis_msgs/Reset: qpos if given, else the model
+default; the motion name is for the policy node, the seed is logged: the simulation draws no random
+numbers), ``~/pause`` (std_srvs/SetBool: true pauses, false resumes) and ``~/step`` (kinesis_msgs/Step:
 lockstep only, while paused; each step applies the command that answers the current state if one
-came, else holds the last applied action).
+came, else holds the last applied action; the response's ``step`` is the current step, refused or not).
 
 Clocks:
 * ``lockstep``: the node publishes a state (``step`` = k) and applies the command whose
   ``state_step`` is k for one control period, then publishes state k + 1. A run is exactly an
   offline ``MuscleSim`` run with the same actions.
-* ``realtime``: a wall-clock timer at ``control_rate_hz`` steps with the last command held. When no
-  command came for ``watchdog_timeout_s`` (or none yet), every muscle is relaxed
-  (``messages.relaxed_action``: -1 in direct mode, +1 in target-length mode) and a warning is
-  logged once per stall.
+* ``realtime``: a wall-clock loop at ``control_rate_hz`` (``realtime.PeriodicThread``: absolute
+  deadlines, its own thread, SCHED_FIFO ``realtime_priority`` when the system allows it) steps with
+  the last command held. When no command came for ``watchdog_timeout_s`` (or none yet), every muscle
+  is relaxed (``messages.relaxed_action``: -1 in direct mode, +1 in target-length mode) and a warning
+  is logged once per stall.
 
 A command with the wrong embodiment, mode or length, NaN/inf or values outside [-1, 1] (or, in
 lockstep, answering another step) is never applied: it is counted in the parameter
@@ -29,6 +30,7 @@ lockstep, answering another step) is never applied: it is counted in the paramet
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 
@@ -42,7 +44,7 @@ from std_srvs.srv import SetBool
 
 from kinesis_msgs.msg import MuscleCommand, MuscleState, SimState
 from kinesis_msgs.srv import Reset, Step
-from kinesis_sim_node import messages, scenes
+from kinesis_sim_node import messages, realtime, scenes
 from kinesis_tasks import MuscleSim
 from kinesis_tasks.config import load_config
 from kinesis_sim_node.spin import spin_node
@@ -71,6 +73,7 @@ class SimNode(Node):
         self.last_command_time: float | None = None
         self.stalled = False
         self.rejected: Counter[str] = Counter()
+        self.lock = threading.Lock()  # the realtime thread steps while services run on the executor's
         for reason in messages.REJECT_REASONS:
             self.declare_parameter(f"rejected.{reason}", 0, ParameterDescriptor(description="output: rejected commands"))
 
@@ -81,12 +84,20 @@ class SimNode(Node):
         self.create_service(Reset, "~/reset", self.on_reset)
         self.create_service(SetBool, "~/pause", self.on_pause)
         self.create_service(Step, "~/step", self.on_step)
-        if self.clock == "realtime":
-            self.create_timer(self.sim.control_dt, self.on_timer)
         self.publish_state()
+        self.ticker = None
+        if self.clock == "realtime":
+            self.ticker = realtime.PeriodicThread(self.sim.control_dt, self.on_tick, priority=int(p["realtime_priority"]))
+            self.ticker.start()
         where = f" in the {self.scene} scene" if self.scene else ""
+        loop = f" ({self.ticker.scheduling})" if self.ticker else ""
         self.get_logger().info(f"ready: {self.embodiment} ({model.nu} muscles){where}, {self.mode} control, {self.clock} clock "
-                               f"at {1 / self.sim.control_dt:g} Hz")
+                               f"at {1 / self.sim.control_dt:g} Hz{loop}")
+
+    def close(self) -> None:
+        """Stop the realtime loop."""
+        if self.ticker is not None:
+            self.ticker.stop()
 
     def on_command(self, msg: MuscleCommand) -> None:
         try:
@@ -104,16 +115,19 @@ class SimNode(Node):
         elif self.paused:
             self.pending = action
         else:
-            self.advance(action)
+            with self.lock:
+                self.advance(action)
 
-    def on_timer(self) -> None:
-        if self.paused:
-            return
-        silent = self.last_command_time is None or time.monotonic() - self.last_command_time > self.watchdog_timeout
-        if silent and self.last_command_time is not None and not self.stalled:
-            self.get_logger().warning(f"watchdog: no muscle command for {self.watchdog_timeout:g} s, relaxing all muscles")
-            self.stalled = True
-        self.advance(self.relaxed if silent else self.held)
+    def on_tick(self) -> None:
+        """Realtime: one control step with the held command, or relaxed muscles once the commands stopped."""
+        with self.lock:
+            if self.paused:
+                return
+            silent = self.last_command_time is None or time.monotonic() - self.last_command_time > self.watchdog_timeout
+            if silent and self.last_command_time is not None and not self.stalled:
+                self.get_logger().warning(f"watchdog: no muscle command for {self.watchdog_timeout:g} s, relaxing all muscles")
+                self.stalled = True
+            self.advance(self.relaxed if silent else self.held)
 
     def advance(self, action: np.ndarray) -> None:
         self.sim.step(action)
@@ -122,11 +136,16 @@ class SimNode(Node):
         self.publish_state()
 
     def publish_state(self) -> None:
+        """The SimState first (the policy waits for it), then the optional topics that someone subscribes."""
         self.state_pub.publish(messages.sim_state_msg(self.sim, self.layout, embodiment=self.embodiment, step=self.step_index))
-        if self.every["joint_state"] and self.step_index % self.every["joint_state"] == 0:
+        if self.due("joint_state", self.joint_pub):
             self.joint_pub.publish(messages.joint_state_msg(self.sim, self.layout))
-        if self.every["muscle_state"] and self.step_index % self.every["muscle_state"] == 0:
+        if self.due("muscle_state", self.muscle_pub):
             self.muscle_pub.publish(messages.muscle_state_msg(self.sim, self.layout))
+
+    def due(self, topic: str, publisher) -> bool:
+        every = self.every[topic]
+        return bool(every) and self.step_index % every == 0 and publisher.get_subscription_count() > 0
 
     def reject(self, error: messages.RejectedCommand) -> None:
         self.rejected[error.reason] += 1
@@ -136,13 +155,14 @@ class SimNode(Node):
 
     def on_reset(self, request: Reset.Request, response: Reset.Response) -> Reset.Response:
         qpos = np.array(request.qpos, dtype=np.float64) if len(request.qpos) else None
-        try:
-            self.sim.reset(qpos=qpos)
-        except ValueError as error:
-            response.success, response.message = False, f"reset refused: {error}"
-            return response
-        self.held, self.pending, self.step_index, self.last_command_time = self.relaxed, None, 0, None
-        self.publish_state()
+        with self.lock:
+            try:
+                self.sim.reset(qpos=qpos)
+            except ValueError as error:
+                response.success, response.message = False, f"reset refused: {error}"
+                return response
+            self.held, self.pending, self.step_index, self.last_command_time = self.relaxed, None, 0, None
+            self.publish_state()
         response.success = True
         response.message = (f"reset to {'the given qpos' if qpos is not None else 'the model default'}"
                             f" (motion {request.motion!r}, seed {request.seed})")
@@ -150,11 +170,12 @@ class SimNode(Node):
         return response
 
     def on_pause(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
-        self.paused = bool(request.data)
-        response.success, response.message = True, "paused" if self.paused else "resumed"
-        if not self.paused and self.pending is not None:
-            action, self.pending = self.pending, None
-            self.advance(action)
+        with self.lock:
+            self.paused = bool(request.data)
+            response.success, response.message = True, "paused" if self.paused else "resumed"
+            if not self.paused and self.pending is not None:
+                action, self.pending = self.pending, None
+                self.advance(action)
         return response
 
     def on_step(self, request: Step.Request, response: Step.Response) -> Step.Response:
@@ -162,9 +183,10 @@ class SimNode(Node):
             response.success = False
             response.message = "step needs the lockstep clock" if self.clock != "lockstep" else "pause the simulation first"
         else:
-            for _ in range(request.n):
-                action, self.pending = (self.held if self.pending is None else self.pending), None
-                self.advance(action)
+            with self.lock:
+                for _ in range(request.n):
+                    action, self.pending = (self.held if self.pending is None else self.pending), None
+                    self.advance(action)
             response.success, response.message = True, f"stepped {request.n}"
         response.step = self.step_index
         return response

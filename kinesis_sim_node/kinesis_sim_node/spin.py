@@ -1,28 +1,75 @@
-"""The uniform `main` of every KINESIS node: init, build, spin, shut down quietly."""
+"""The uniform `main` of every KINESIS node: init, build, spin, shut down quietly.
+
+Executor: rclpy's ``EventsExecutor`` (a C++ event queue: about 80 us per message callback on the
+2-core bench machine, against about 260 us for the ``SingleThreadedExecutor``, which rebuilds its
+wait set in Python for every callback; docs/performance.md, "ROS 2"). ``KINESIS_ROS_EXECUTOR=single``
+in the environment selects the SingleThreadedExecutor instead.
+
+The node spins with ``spin_once(timeout)`` in a loop rather than ``spin()``: with rclpy 9.1.2 (Kilted
+wheels) ``EventsExecutor.spin()`` was seen to keep the GIL and never return, and a shutdown requested
+from inside a callback waits for the spin that runs it. So SIGINT and SIGTERM only set a flag, which
+the loop reads between spins (at most SPIN_TIMEOUT_S later); then the executor is shut down and the node closed.
+"""
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 
 import rclpy
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.experimental import EventsExecutor
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
+
+EXECUTORS = {"events": EventsExecutor, "single": SingleThreadedExecutor}
+SPIN_TIMEOUT_S = 0.1
+
+
+def executor_name() -> str:
+    """The executor ``spin_node`` runs the nodes with: environment KINESIS_ROS_EXECUTOR, default ``events``."""
+    name = os.environ.get("KINESIS_ROS_EXECUTOR", "events")
+    if name not in EXECUTORS:
+        raise ValueError(f"KINESIS_ROS_EXECUTOR must be one of {sorted(EXECUTORS)}, got {name!r}")
+    return name
 
 
 def spin_node(make_node: Callable[[], Node], name: str, args: list[str] | None = None) -> int:
-    """Run a node until Ctrl-C or shutdown; a bad parameter or file is one error line and status 2."""
+    """Run a node until SIGINT, SIGTERM or shutdown; a bad parameter or file is one error line and status 2."""
+    return spin_nodes((make_node,), name, args)
+
+
+def spin_nodes(makers: Sequence[Callable[[], Node]], name: str, args: list[str] | None = None) -> int:
+    """Run several nodes in this process with one executor (ROS 2 composition), as ``spin_node``."""
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    nodes: list[Node] = []
     try:
-        with rclpy.init(args=args):
+        with rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
             try:
-                node = make_node()
+                executor = EXECUTORS[executor_name()]()
+                nodes.extend(make() for make in makers)
             except (ValueError, OSError) as error:  # say what is wrong, without a traceback
                 print(f"{name}: error: {error}", file=sys.stderr)
+                _close(nodes)
                 return 2
             try:
-                rclpy.spin(node)
+                for node in nodes:
+                    executor.add_node(node)
+                while not stop.is_set() and rclpy.ok():
+                    executor.spin_once(timeout_sec=SPIN_TIMEOUT_S)
             finally:
-                getattr(node, "close", lambda: None)()
-    except (KeyboardInterrupt, ExternalShutdownException):
+                executor.shutdown()
+                _close(nodes)
+    except ExternalShutdownException:
         pass
     return 0
+
+
+def _close(nodes: Sequence[Node]) -> None:
+    for node in nodes:
+        getattr(node, "close", lambda: None)()
