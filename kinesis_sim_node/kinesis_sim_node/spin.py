@@ -13,6 +13,7 @@ the loop reads between spins (at most SPIN_TIMEOUT_S later); then the executor i
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
@@ -57,6 +58,7 @@ def spin_nodes(makers: Sequence[Callable[[], Node]], name: str, args: list[str] 
                 print(f"{name}: error: {error}", file=sys.stderr)
                 _close(nodes)
                 return 2
+            gc.freeze()  # the start-up objects never die: later collections skip them (no long pauses)
             try:
                 for node in nodes:
                     executor.add_node(node)
