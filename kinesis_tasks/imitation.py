@@ -105,8 +105,11 @@ class ImitationConfig:
 
 
 @dataclass(frozen=True, eq=False)
-class _Track:
-    """A motion prepared for one embodiment: tracked keypoints, velocities and (optionally) qpos."""
+class MotionTrack:
+    """A motion prepared for one embodiment: tracked keypoints, velocities and (optionally) qpos.
+
+    Shared with the policy node (``kinesis_policy_node.tracking``), which follows motions the same way.
+    """
 
     name: str
     fps: float
@@ -114,6 +117,32 @@ class _Track:
     velocities: np.ndarray  # [T, K, 3]
     qpos: np.ndarray | None  # [T, nq] when the motion carries one for this embodiment
     frames_per_step: float  # motion frames per control step
+
+    @classmethod
+    def prepare(cls, motion: ReferenceMotion, motion_bodies: Sequence[str], dt: float, *,
+                embodiment: str | None = None, nq: int | None = None) -> MotionTrack:
+        """The keypoints of ``motion_bodies`` stepped at ``dt`` s; its qpos kept when it is ``embodiment``'s [T, nq]."""
+        missing = [body for body in motion_bodies if body not in motion.body_names]
+        if missing:
+            hint = " (the head is tracked for embodiments with torso muscles)" if HEAD_BODY in missing else ""
+            raise ValueError(
+                f"motion {motion.name!r} has no keypoints for {missing}{hint}; it has {list(motion.body_names)}"
+            )
+        index = [motion.body_names.index(body) for body in motion_bodies]
+        frames_per_step = dt * motion.fps
+        if motion.num_frames - 1 < frames_per_step - _EPS:
+            raise ValueError(
+                f"motion {motion.name!r} lasts {motion.duration:.3f} s, shorter than one control step ({dt:.4f} s)"
+            )
+        own_qpos = motion.qpos is not None and motion.embodiment == embodiment and motion.qpos.shape[1] == nq
+        return cls(
+            name=motion.name,
+            fps=motion.fps,
+            keypoints=np.ascontiguousarray(motion.keypoints[:, index]),
+            velocities=np.ascontiguousarray(motion.velocities[:, index]),
+            qpos=motion.qpos if own_qpos else None,
+            frames_per_step=frames_per_step,
+        )
 
     @property
     def num_frames(self) -> int:
@@ -181,11 +210,11 @@ class ImitationEnv(gym.Env):
         self.dt = self.sim.control_dt
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (self.layout.full_size,), np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (self.model.nu,), np.float32)
-        self._tracks: dict[str, _Track] = {}
+        self._tracks: dict[str, MotionTrack] = {}
         self._fitter: PoseFitter | None = None
         self._fitted: dict[tuple[str, int], np.ndarray] = {}
         self._weights: np.ndarray | None = None
-        self._track: _Track | None = None
+        self._track: MotionTrack | None = None
         self._start = 0
         self._t = 0
         self._max_steps = 0
@@ -222,38 +251,13 @@ class ImitationEnv(gym.Env):
             raise ValueError("weights: need finite values >= 0 with a positive sum")
         self._weights = values / values.sum()
 
-    def _prepared(self, name: str) -> _Track:
+    def _prepared(self, name: str) -> MotionTrack:
         track = self._tracks.get(name)
         if track is None:
-            track = self._tracks[name] = self._prepare(self._motions[name])
+            track = self._tracks[name] = MotionTrack.prepare(
+                self._motions[name], self._motion_bodies, self.dt, embodiment=self.config.embodiment, nq=self.model.nq
+            )
         return track
-
-    def _prepare(self, motion: ReferenceMotion) -> _Track:
-        missing = [body for body in self._motion_bodies if body not in motion.body_names]
-        if missing:
-            hint = " (the head is tracked for embodiments with torso muscles)" if HEAD_BODY in missing else ""
-            raise ValueError(
-                f"motion {motion.name!r} has no keypoints for {missing}{hint}; it has {list(motion.body_names)}"
-            )
-        index = [motion.body_names.index(body) for body in self._motion_bodies]
-        frames_per_step = self.dt * motion.fps
-        if motion.num_frames - 1 < frames_per_step - _EPS:
-            raise ValueError(
-                f"motion {motion.name!r} lasts {motion.duration:.3f} s, shorter than one control step ({self.dt:.4f} s)"
-            )
-        own_qpos = (
-            motion.qpos is not None
-            and motion.embodiment == self.config.embodiment
-            and motion.qpos.shape[1] == self.model.nq
-        )
-        return _Track(
-            name=motion.name,
-            fps=motion.fps,
-            keypoints=np.ascontiguousarray(motion.keypoints[:, index]),
-            velocities=np.ascontiguousarray(motion.velocities[:, index]),
-            qpos=motion.qpos if own_qpos else None,
-            frames_per_step=frames_per_step,
-        )
 
     # --- initial state --------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ model, ``mj_kinematics`` gives the body poses, and the ``kinesis_tasks.observati
 [proprioception | imitation] with the reference of the next control step.
 
 Imitation time: a motion started at simulation step s0 is at fractional frame (k - s0) fps dt at step k
-(linear interpolation, as ImitationEnv). When it ends, the next motion of the list starts at frame 0.
+(``kinesis_tasks.imitation.MotionTrack``, linear interpolation, as ImitationEnv). When it ends, the next motion of the list starts at frame 0.
 Downstream tasks (reach, directional, kick) compute their reference from the current TaskState.
 
 The ball (kick): a state of a scene with a ball (sim_node ``scene: soccer``) carries the ball's free
@@ -29,11 +29,10 @@ import numpy as np
 
 from kinesis_tasks import observations, rewards
 from kinesis_tasks.embodiment import load_embodiment, physics_defaults
-from kinesis_tasks.imitation import ImitationConfig
+from kinesis_tasks.imitation import ImitationConfig, MotionTrack
 from kinesis_tasks.motions import ReferenceMotion
 from kinesis_tasks.tasks import DirectionalTask, KickTask, ReachTask, TaskState, Twist, state_from_data
 
-_EPS = 1e-9
 _MOTION_ROOT = "root"
 #: Tasks the node runs: imitation follows motions (a library or /kinesis/reference_motion), the others a goal.
 TASKS = ("imitation", "reach", "directional", "kick")
@@ -47,40 +46,6 @@ def canonical_task(name: str) -> str:
     if task not in TASKS:
         raise ValueError(f"parameter task must be one of {TASKS + tuple(TASK_ALIASES)}, got {name!r}")
     return task
-
-
-@dataclass(frozen=True, eq=False)
-class MotionTrack:
-    """A motion's tracked keypoints [T, K, 3] and velocities [T, K, 3] in layout order, stepped at ``dt``."""
-
-    motion: ReferenceMotion
-    keypoints: np.ndarray
-    velocities: np.ndarray
-    frames_per_step: float
-
-    @classmethod
-    def prepare(cls, motion: ReferenceMotion, motion_bodies: Sequence[str], dt: float) -> MotionTrack:
-        missing = [body for body in motion_bodies if body not in motion.body_names]
-        if missing:
-            raise ValueError(f"motion {motion.name!r} has no keypoints for {missing}; it has {list(motion.body_names)}")
-        index = [motion.body_names.index(body) for body in motion_bodies]
-        return cls(motion, np.ascontiguousarray(motion.keypoints[:, index]),
-                   np.ascontiguousarray(motion.velocities[:, index]), dt * motion.fps)
-
-    @property
-    def steps(self) -> int:
-        """Control steps the motion covers from frame 0."""
-        return int(np.floor((self.keypoints.shape[0] - 1) / self.frames_per_step + _EPS))
-
-    def at(self, position: float) -> tuple[np.ndarray, np.ndarray]:
-        """(positions [K, 3], velocities [K, 3]) at fractional frame ``position`` (clamped)."""
-        last = self.keypoints.shape[0] - 1.0
-        position = min(max(position, 0.0), last)
-        low = min(int(position), self.keypoints.shape[0] - 2)
-        alpha = position - low
-        pos = self.keypoints[low] + alpha * (self.keypoints[low + 1] - self.keypoints[low])
-        vel = self.velocities[low] + alpha * (self.velocities[low + 1] - self.velocities[low])
-        return pos, vel
 
 
 @dataclass(frozen=True)
@@ -124,6 +89,7 @@ class GoalTracker:
         self.playlist = list(motions)
         self.task = canonical_task(task)
         self.track: MotionTrack | None = None
+        self.motion: ReferenceMotion | None = None  # the motion of ``track``
         self.start_step: int | None = None
         self.previous: TaskState | None = None
         self.last_reference: tuple[np.ndarray, np.ndarray] | None = None
@@ -131,11 +97,11 @@ class GoalTracker:
         self.last_step: int | None = None
         self.eval_distance = self.config.eval_termination_distance
         if self.task == "imitation" and self.playlist:
-            self.track = MotionTrack.prepare(self.playlist[0], self.motion_bodies, self.dt)
+            self.track, self.motion = MotionTrack.prepare(self.playlist[0], self.motion_bodies, self.dt), self.playlist[0]
 
     def track_motion(self, motion: ReferenceMotion) -> None:
         """Switch to imitation of ``motion`` from its first frame at the next state (ValueError if unusable)."""
-        self.track = MotionTrack.prepare(motion, self.motion_bodies, self.dt)
+        self.track, self.motion = MotionTrack.prepare(motion, self.motion_bodies, self.dt), motion
         self.task, self.start_step, self.changed = "imitation", None, True
 
     def set_goal(self, task: str, goal: Any) -> None:
@@ -174,7 +140,7 @@ class GoalTracker:
 
     def reference_motion(self) -> ReferenceMotion | None:
         """The motion being tracked (None for downstream tasks)."""
-        return self.track.motion if self.task == "imitation" and self.track is not None else None
+        return self.motion if self.task == "imitation" and self.track is not None else None
 
     def goal_reference_motion(self) -> ReferenceMotion:
         """The last downstream-task reference as a two-frame motion (positions now and one step later)."""
@@ -186,10 +152,10 @@ class GoalTracker:
         if self.start_step is None:
             self.start_step = step
         t = step - self.start_step
-        if t >= self.track.steps:  # motion over: the next one of the playlist from its first frame
+        if t >= self.track.steps_from(0):  # motion over: the next one of the playlist from its first frame
             names = [m.name for m in self.playlist]
-            name = self.track.motion.name
-            following = self.playlist[(names.index(name) + 1) % len(names)] if name in names else self.track.motion
+            name = self.motion.name
+            following = self.playlist[(names.index(name) + 1) % len(names)] if name in names else self.motion
             self.track_motion(following)
             self.start_step, t = step, 0
         ref_now, ref_next = self.track.at(t * self.track.frames_per_step), self.track.at((t + 1) * self.track.frames_per_step)
@@ -198,7 +164,7 @@ class GoalTracker:
         reward = float(sum(self.config.reward.scales[name] * float(value) for name, value in terms.items()))
         distance = float(rewards.tracking_distance(state.xpos[self.layout.tracked], ref_now[0], "mean"))
         terminated = distance > self.eval_distance
-        return ref_now, ref_next, dict(motion=self.track.motion.name, frame=int(round(t * self.track.frames_per_step)),
+        return ref_now, ref_next, dict(motion=self.motion.name, frame=int(round(t * self.track.frames_per_step)),
                                        reward=reward, terminated=terminated, success=not terminated)
 
     def _ball_state(self, qpos: np.ndarray, qvel: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray | None]:
