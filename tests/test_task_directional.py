@@ -108,3 +108,23 @@ def test_teleop_keymap_drives_a_twist_within_limits():
     assert teleop.apply(command, config.keys["5"], config) == teleop.Command()
     goal = twist_to_goal(np.zeros(3), 0.0, Twist(command.linear_x, command.linear_y, command.angular_z), DT, horizon=0.5)
     assert goal.point[0] == pytest.approx(1.0, abs=1e-3)  # 2 m/s * 0.5 s ahead
+
+
+def test_state_velocities_are_those_of_the_body_origins():
+    """A root spinning in place with a known linear velocity: TaskState reads the free joint's linear
+    velocity (the frame origin's), not the sensor's centre-of-mass value."""
+    import mujoco
+
+    from kinesis_tasks import observations
+    from kinesis_tasks.embodiment import load_embodiment
+    from kinesis_tasks.tasks import state_from_data
+
+    model = load_embodiment("legs")
+    data = mujoco.MjData(model)
+    data.qvel[:6] = [0.4, -0.2, 0.0, 1.5, -2.0, 3.0]  # free joint: world linear, local angular velocity
+    mujoco.mj_forward(model, data)
+    layout = observations.body_layout(model)
+    raw = observations.body_state(layout, data.xpos, data.xquat, data.qpos, data.sensordata).linvel[layout.tracked[0]]
+    root = state_from_data(layout, data).body_vel[0]
+    np.testing.assert_allclose(root, [0.4, -0.2, 0.0], atol=1e-9)
+    assert np.linalg.norm(raw - root) > 0.5  # the sensor alone would add w x (COM offset of ~1 m)

@@ -173,8 +173,17 @@ def fallen(state: TaskState, fall_height: float) -> bool:
 
 def state_from_data(layout: BodyLayout, data: mujoco.MjData, *, ball_pos: np.ndarray | None = None,
                     ball_vel: np.ndarray | None = None) -> TaskState:
-    """The TaskState of one MjData (tracked bodies of ``layout``; velocities from the body sensors)."""
+    """The TaskState of one MjData after ``mj_kinematics`` (tracked bodies of ``layout``).
+
+    Velocities are those of the body frame origins (the points ``body_pos`` holds), from the body
+    sensors: v_origin = v_com - w x (xipos - xpos). The sensors measure at the centre of mass, which
+    for the massless MyoLegs root body sits 1 m above the pelvis, so its raw value mixes pitching into
+    the walking velocity.
+    """
     state = body_state(layout, data.xpos, data.xquat, data.qpos, data.sensordata)
-    return TaskState(body_pos=state.xpos[layout.tracked], body_vel=state.linvel[layout.tracked],
+    tracked = layout.tracked
+    com_offset = data.xipos[layout.body_ids[tracked]] - state.xpos[tracked]
+    body_vel = state.linvel[tracked] - np.cross(state.angvel[tracked], com_offset)
+    return TaskState(body_pos=state.xpos[tracked], body_vel=body_vel,
                      heading=float(facing_heading(state.root_quat)), time=data.time,
                      ball_pos=ball_pos, ball_vel=ball_vel)
