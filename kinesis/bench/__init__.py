@@ -23,10 +23,10 @@ from pathlib import Path
 #: Section name (the key in results.json) -> module, in the order they run.
 SECTIONS = {
     "imitation_env": "kinesis.bench.imitation_env",
-    "ros": "kinesis.bench.ros",
     "batched": "kinesis.bench.batched",
-    "training": "kinesis.bench.training",
     "policy_latency_ms": "kinesis.bench.policy_latency",
+    "ros": "kinesis.bench.ros",
+    "training": "kinesis.bench.training",
 }
 
 
