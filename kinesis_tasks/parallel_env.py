@@ -385,13 +385,7 @@ class ParallelImitationEnv(VectorImitationEnv):
 
     def step(self, actions: np.ndarray):
         """As ``BatchedEnv.step``, with the arrays read straight from the shared memory (no per-env objects)."""
-        if not self._was_reset:
-            raise RuntimeError("step() called before reset()")
-        actions = np.asarray(actions)
-        expected = (self.num_envs, self.single_action_space.shape[0])
-        if actions.shape != expected:
-            raise ValueError(f"actions: expected shape {expected}, got {actions.shape}")
-        return self.backend.step(actions)
+        return self.backend.step(self._checked_actions(actions))
 
     @property
     def worker_pids(self) -> list[int]:

@@ -114,14 +114,18 @@ class BatchedEnv(gym.vector.VectorEnv):
         obs = np.stack([obs for obs, _ in results])
         return obs, _stack_infos([info for _, info in results])
 
-    def step(self, actions: np.ndarray):
+    def _checked_actions(self, actions: np.ndarray) -> np.ndarray:
+        """``actions`` as an array of shape [num_envs, nu]; RuntimeError before reset(), ValueError for another shape."""
         if not self._was_reset:
             raise RuntimeError("step() called before reset()")
         actions = np.asarray(actions)
         expected = (self.num_envs, self.single_action_space.shape[0])
         if actions.shape != expected:
             raise ValueError(f"actions: expected shape {expected}, got {actions.shape}")
-        results = self.backend.step(actions)
+        return actions
+
+    def step(self, actions: np.ndarray):
+        results = self.backend.step(self._checked_actions(actions))
         obs = np.stack([r.obs for r in results])
         rewards = np.array([r.reward for r in results], dtype=np.float64)
         terminated = np.array([r.terminated for r in results], dtype=bool)
