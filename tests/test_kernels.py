@@ -115,7 +115,7 @@ def test_kernels_match_numpy_references_on_random_states(embodiment):
 
 
 def interpolated(motion, bodies, frame: float) -> tuple[np.ndarray, np.ndarray]:
-    """Reference at a fractional frame, interpolated with NumPy as tracking.MotionTrack does."""
+    """Reference at a fractional frame, interpolated with NumPy (independent of kernels.py and imitation.MotionTrack)."""
     index = [motion.body_names.index(b) for b in bodies]
     low = min(int(frame), motion.num_frames - 2)
     alpha = frame - low
