@@ -148,6 +148,18 @@ def run(plan: LaunchPlan, *, out: TextIO | None = None, sigint_timeout: float = 
     return Launcher(plan.processes, out=out, sigint_timeout=sigint_timeout, sigterm_timeout=sigterm_timeout).run(plan.duration)
 
 
+def interrupt_group(process: subprocess.Popen, timeout: float = 5.0) -> None:
+    """Stop a process started with ``start_new_session=True`` as Ctrl-C would: SIGINT to its process
+    group, SIGKILL if it has not exited after ``timeout`` s; waits for it."""
+    if process.poll() is None:
+        _kill_group(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(process.pid, signal.SIGKILL)
+            process.wait()
+
+
 def _kill_group(pgid: int, signum: int) -> None:
     try:
         os.killpg(pgid, signum)

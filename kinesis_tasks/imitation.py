@@ -344,7 +344,6 @@ class ImitationEnv(gym.Env):
 
     def _observation(self) -> np.ndarray:
         """Policy input of the current data with the reference of the next control step (tau_{t+1})."""
-        data = self.sim.data
-        state = observations.body_state(self.layout, data.xpos, data.xquat, data.qpos, data.sensordata, out=self._state)
+        state = observations.data_state(self.layout, self.sim.data, out=self._state)
         ref_pos, ref_vel = self._track.at(self._frame(self._t + 1))
         return observations.full_from_state(self.layout, state, ref_pos, ref_vel)

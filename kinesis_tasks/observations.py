@@ -310,21 +310,27 @@ def full_from_state(layout: BodyLayout, state: BodyState, ref_pos: np.ndarray, r
     return out
 
 
-def _state(model: mujoco.MjModel, data: mujoco.MjData, layout: BodyLayout | None) -> tuple[BodyLayout, BodyState]:
+def data_state(layout: BodyLayout, data: mujoco.MjData, *, out: BodyState | None = None) -> BodyState:
+    """``body_state`` of one MjData (after ``mj_kinematics``); ``out``: buffers to fill."""
+    return body_state(layout, data.xpos, data.xquat, data.qpos, data.sensordata, out=out)
+
+
+def model_state(model: mujoco.MjModel, data: mujoco.MjData, layout: BodyLayout | None = None) -> tuple[BodyLayout, BodyState]:
+    """(layout, state) of one MjData; ``layout`` defaults to ``body_layout(model)``."""
     layout = layout if layout is not None else body_layout(model)
-    return layout, body_state(layout, data.xpos, data.xquat, data.qpos, data.sensordata)
+    return layout, data_state(layout, data)
 
 
 def proprioception_blocks(
     model: mujoco.MjModel, data: mujoco.MjData, *, layout: BodyLayout | None = None
 ) -> dict[str, np.ndarray]:
     """Float64 proprioceptive blocks of the current data (poses and the stored sensor vector)."""
-    return proprioception_blocks_from_state(*_state(model, data, layout))
+    return proprioception_blocks_from_state(*model_state(model, data, layout))
 
 
 def proprioception(model: mujoco.MjModel, data: mujoco.MjData, *, layout: BodyLayout | None = None) -> np.ndarray:
     """Proprioceptive observation, float32 [246] for the v1 model."""
-    return proprioception_from_state(*_state(model, data, layout))
+    return proprioception_from_state(*model_state(model, data, layout))
 
 
 def imitation_blocks(
@@ -336,7 +342,7 @@ def imitation_blocks(
     layout: BodyLayout | None = None,
 ) -> dict[str, np.ndarray]:
     """Float64 imitation task blocks [K, 3] for reference ``ref_pos``, ``ref_vel`` [K, 3] (world)."""
-    return imitation_blocks_from_state(*_state(model, data, layout), ref_pos, ref_vel)
+    return imitation_blocks_from_state(*model_state(model, data, layout), ref_pos, ref_vel)
 
 
 def imitation(
@@ -348,7 +354,7 @@ def imitation(
     layout: BodyLayout | None = None,
 ) -> np.ndarray:
     """Imitation task observation, float32 [63] for 7 tracked bodies."""
-    return imitation_from_state(*_state(model, data, layout), ref_pos, ref_vel)
+    return imitation_from_state(*model_state(model, data, layout), ref_pos, ref_vel)
 
 
 def full(
@@ -360,4 +366,4 @@ def full(
     layout: BodyLayout | None = None,
 ) -> np.ndarray:
     """Policy input [proprioception | imitation], float32 [309] for the v1 model."""
-    return full_from_state(*_state(model, data, layout), ref_pos, ref_vel)
+    return full_from_state(*model_state(model, data, layout), ref_pos, ref_vel)

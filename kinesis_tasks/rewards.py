@@ -176,11 +176,6 @@ def is_terminated(body_pos: np.ndarray, ref_pos: np.ndarray, config: Termination
     return tracking_distance(body_pos, ref_pos, config.reduction) > config.distance
 
 
-def _state(model: mujoco.MjModel, data: mujoco.MjData, layout: BodyLayout | None) -> tuple[BodyLayout, BodyState]:
-    layout = layout if layout is not None else observations.body_layout(model)
-    return layout, observations.body_state(layout, data.xpos, data.xquat, data.qpos, data.sensordata)
-
-
 def _checked_refs(layout: BodyLayout, ref_pos: np.ndarray, ref_vel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     check = observations.check_reference
     return check(layout, "ref_pos", ref_pos), check(layout, "ref_vel", ref_vel)
@@ -196,7 +191,7 @@ def imitation_terms(
     layout: BodyLayout | None = None,
 ) -> dict[str, float]:
     """{"body_pos": r_body_pos, "vel": r_vel} for references ``ref_pos``, ``ref_vel`` [K, 3] (world)."""
-    layout, state = _state(model, data, layout)
+    layout, state = observations.model_state(model, data, layout)
     terms = imitation_terms_from_state(layout, state, *_checked_refs(layout, ref_pos, ref_vel), config)
     return {name: float(value) for name, value in terms.items()}
 
@@ -216,7 +211,7 @@ def imitation(
 
 def upright(model: mujoco.MjModel, data: mujoco.MjData, *, layout: BodyLayout | None = None) -> float:
     """Upright term of the root orientation in qpos."""
-    layout, state = _state(model, data, layout)
+    layout, state = observations.model_state(model, data, layout)
     return float(upright_term(state.root_quat))
 
 
@@ -231,7 +226,7 @@ def reward_terms(
     layout: BodyLayout | None = None,
 ) -> dict[str, float]:
     """All reward terms of a control step; ``substep_ctrl`` [S, nu] are the controls written per sub-step."""
-    layout, state = _state(model, data, layout)
+    layout, state = observations.model_state(model, data, layout)
     ref_pos, ref_vel = _checked_refs(layout, ref_pos, ref_vel)
     terms = reward_terms_from_state(layout, state, ref_pos, ref_vel, np.asarray(substep_ctrl), config)
     return {name: float(value) for name, value in terms.items()}
@@ -246,6 +241,6 @@ def terminated(
     layout: BodyLayout | None = None,
 ) -> bool:
     """Whether the tracked bodies are farther than ``config.distance`` from ``ref_pos`` [K, 3]."""
-    layout, state = _state(model, data, layout)
+    layout, state = observations.model_state(model, data, layout)
     ref_pos = observations.check_reference(layout, "ref_pos", ref_pos)
     return bool(is_terminated(state.xpos[..., layout.tracked, :], ref_pos, config))

@@ -8,7 +8,6 @@ as two processes and composed in one (kinesis_policy_node.composed).
 
 import os
 import random
-import signal
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from geometry_msgs.msg import PointStamped, Twist
 from numpy.testing import assert_array_equal
 from std_srvs.srv import SetBool
 
+from kinesis.launch import interrupt_group
 from kinesis_msgs.msg import MuscleCommand, ReferenceMotion, SimState, TrackingStatus
 from kinesis_msgs.srv import Reset
 from kinesis_policy_node import goals
@@ -120,19 +120,9 @@ def running_nodes(tmp_path):
                 process = subprocess.Popen([sys.executable, "-P", "-m", module, "--ros-args", *[a for p in params for a in ("-p", p)]],
                                            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
             processes[module] = (process, log)
-            stack.callback(stop, process)
+            stack.callback(interrupt_group, process)
 
         yield client, start
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout=5.0)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 SIM = "kinesis_sim_node.sim_node"

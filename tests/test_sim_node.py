@@ -7,7 +7,6 @@ relaxes the muscles when commands stop. Each node gets a private ROS domain on l
 
 import os
 import random
-import signal
 import subprocess
 import sys
 import time
@@ -15,12 +14,12 @@ from contextlib import contextmanager
 
 import numpy as np
 import pytest
-import rclpy
 from numpy.testing import assert_array_equal
 from rcl_interfaces.srv import GetParameters
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_srvs.srv import SetBool
 
+from kinesis.launch import interrupt_group
 from kinesis_msgs.msg import MuscleCommand, MuscleState, SimState
 from kinesis_msgs.srv import Reset, Step
 from kinesis_tasks import MuscleSim, load_embodiment
@@ -84,12 +83,7 @@ def running_sim_node(tmp_path, *params: str, executor: str = "events"):
     finally:
         if client is not None:
             client.close()
-        os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout=5.0)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        interrupt_group(process)
     assert process.returncode == 0, f"sim_node did not stop cleanly on SIGINT ({process.returncode}):\n{log_path.read_text()}"
 
 

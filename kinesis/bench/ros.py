@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,8 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import numpy as np
+
+from kinesis.launch import interrupt_group
 
 EMBODIMENT = "legs"
 MOTION = "myosuite_walk_a"
@@ -159,7 +160,7 @@ def _running(clock: str, checkpoint: Path, log_dir: Path, sim_params: tuple[str,
                 process = subprocess.Popen([sys.executable, "-P", "-m", module, "--ros-args", *[a for p in params for a in ("-p", p)]],
                                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
             processes[name] = process
-            stack.callback(_stop, process)
+            stack.callback(interrupt_group, process, 10.0)
 
         observer = _Observer(domain_id, processes)
         stack.callback(observer.close)
@@ -187,16 +188,6 @@ def _running(clock: str, checkpoint: Path, log_dir: Path, sim_params: tuple[str,
         if composed and clock == "lockstep":
             observer.call(SetBool, "/sim_node/pause", SetBool.Request(data=True))
         yield observer, processes, logs
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout=10.0)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 def peak_rss_of(pid: int) -> float:

@@ -31,7 +31,7 @@ from kinesis_tasks import observations, rewards
 from kinesis_tasks.embodiment import load_embodiment, physics_defaults
 from kinesis_tasks.imitation import ImitationConfig, MotionTrack
 from kinesis_tasks.motions import ReferenceMotion
-from kinesis_tasks.tasks import DirectionalTask, KickTask, ReachTask, TaskState, Twist, state_from_data
+from kinesis_tasks.tasks import DirectionalTask, KickTask, ReachTask, TaskState, state_from_data
 
 _MOTION_ROOT = "root"
 #: Tasks the node runs: imitation follows motions (a library or /kinesis/reference_motion), the others a goal.
@@ -126,7 +126,7 @@ class GoalTracker:
         data = self.data
         data.qpos[:], data.sensordata[:], data.time = qpos[:self.model.nq], sensordata, sim_time
         mujoco.mj_kinematics(self.model, data)
-        state = observations.body_state(self.layout, data.xpos, data.xquat, data.qpos, data.sensordata)
+        state = observations.data_state(self.layout, data)
         body_pos = state.xpos[self.layout.tracked]
         if self.task == "imitation" and self.track is not None:
             ref_now, ref_next, metrics = self._imitation(state, step)

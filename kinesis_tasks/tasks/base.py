@@ -22,7 +22,7 @@ import numpy as np
 from kinesis_tasks import rewards, rotations
 from kinesis_tasks.config import load_config
 from kinesis_tasks.embodiment import TRACKED_BODIES, physics_defaults
-from kinesis_tasks.observations import BodyLayout, body_state
+from kinesis_tasks.observations import BodyLayout, data_state
 
 ROOT = 0
 NUM_KEYPOINTS = len(TRACKED_BODIES)
@@ -180,7 +180,7 @@ def state_from_data(layout: BodyLayout, data: mujoco.MjData, *, ball_pos: np.nda
     for the massless MyoLegs root body sits 1 m above the pelvis, so its raw value mixes pitching into
     the walking velocity.
     """
-    state = body_state(layout, data.xpos, data.xquat, data.qpos, data.sensordata)
+    state = data_state(layout, data)
     tracked = layout.tracked
     com_offset = data.xipos[layout.body_ids[tracked]] - state.xpos[tracked]
     body_vel = state.linvel[tracked] - np.cross(state.angvel[tracked], com_offset)
