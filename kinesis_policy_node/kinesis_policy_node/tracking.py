@@ -31,6 +31,7 @@ from kinesis_tasks import observations, rewards
 from kinesis_tasks.embodiment import load_embodiment, physics_defaults
 from kinesis_tasks.imitation import ImitationConfig, MotionTrack
 from kinesis_tasks.motions import ReferenceMotion
+from kinesis_tasks.task_env import ReferenceMap
 from kinesis_tasks.tasks import DirectionalTask, KickTask, ReachTask, TaskState, state_from_data
 
 _MOTION_ROOT = "root"
@@ -78,10 +79,10 @@ class GoalTracker:
         tracked = observations.tracked_bodies(model, include_head=self.config.tracks_head())
         self.layout = observations.body_layout(model, tracked)
         self.motion_bodies = (_MOTION_ROOT, *tracked[1:])
-        # Downstream tasks see the 7 leg keypoints (kinesis_tasks.tasks); their rows in the tracked layout:
-        task_bodies = observations.tracked_bodies(model, include_head=False)
-        self.task_layout = observations.body_layout(model, task_bodies)
-        self.task_rows = np.array([tracked.index(body) for body in task_bodies])
+        # Downstream tasks see the 7 leg keypoints (kinesis_tasks.tasks), mapped into the tracked layout as
+        # the task envs do (the head stays where it is, at rest):
+        self.task_layout = observations.body_layout(model, observations.tracked_bodies(model, include_head=False))
+        self.reference_map = ReferenceMap.of(self.layout, self.task_layout)
         self.dt = model.opt.timestep * physics_defaults()[1]
         self.tasks = {"reach": ReachTask(), "directional": DirectionalTask(dt=self.dt), "kick": KickTask()}
         self.goals = dict(goals)
@@ -188,15 +189,8 @@ class GoalTracker:
         current = state_from_data(self.task_layout, self.data, ball_pos=ball[0], ball_vel=ball[1])
         reward = task.total(task.reward(self.previous, current, goal)) if self.previous is not None else 0.0
         still = (body_pos, np.zeros_like(body_pos))
-        ref_now = self._all_bodies(task.reference(self.previous, goal), body_pos) if self.previous is not None else still
-        ref_next = self._all_bodies(task.reference(current, goal), body_pos)
+        ref_now = self.reference_map(body_pos, *task.reference(self.previous, goal)) if self.previous is not None else still
+        ref_next = self.reference_map(body_pos, *task.reference(current, goal))
         self.previous = current
         return ref_now, ref_next, dict(motion=f"{self.task}_goal", frame=0, reward=float(reward),
                                        terminated=bool(task.done(current, goal)), success=bool(task.success(current, goal)))
-
-    def _all_bodies(self, reference: tuple[np.ndarray, np.ndarray], body_pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """A task reference [7, 3] in the tracked layout [K, 3]: bodies the task does not place (the head)
-        stay where they are, at rest, as the point-goal reference keeps every body but the root."""
-        ref_pos, ref_vel = body_pos.copy(), np.zeros_like(body_pos)
-        ref_pos[self.task_rows], ref_vel[self.task_rows] = reference
-        return ref_pos, ref_vel
