@@ -8,7 +8,14 @@ one-key actions; unknown actions and attributes are errors)::
     - set_env: {name, value}                           # environment of the processes started after it
     - include: {file, arg: [{name, value}]}            # another YAML launch file; its variables are scoped
     - node: {pkg, exec, name, namespace, param, remap, args, ros_args, env, cwd, output, on_exit}
+    - node_container: {pkg, exec, name, namespace, args, ros_args, env, cwd, output, on_exit, composable_node}
+    - load_composable_node: {target, composable_node}    # into a node_container started before it
     - executable: {cmd, name, args, env, cwd, shell, output, on_exit}
+
+``composable_node`` items are ``{pkg, plugin, name, namespace, param, remap}``; ``plugin`` is the node
+class as ``module.Class`` inside ``pkg`` (``kinesis_sim_node.sim_node.SimNode``). A container is one
+process (``kinesis_sim_node.component_container``) running all the nodes composed into it: the ones it
+lists and the ones later ``load_composable_node`` actions add (``target``: its name, with namespace).
 
 Every action takes ``if``/``unless`` (true/false/1/0). ``param`` items are ``{name, value}``
 (passed as ``-p name:=value``; string values are typed as YAML, as ROS does) or ``{from: file}``
@@ -28,7 +35,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +51,13 @@ _ACTION_KEYS = {
     "set_env": {"name", "value"},
     "include": {"file", "arg"},
     "node": {"pkg", "exec", "name", "namespace", "param", "remap", "args", "ros_args", "env", "cwd", "output", "on_exit"},
+    "node_container": {"pkg", "exec", "name", "namespace", "args", "ros_args", "env", "cwd", "output", "on_exit",
+                       "composable_node"},
+    "load_composable_node": {"target", "composable_node"},
     "executable": {"cmd", "name", "args", "env", "cwd", "shell", "output", "on_exit"},
 }
+_COMPOSABLE_NODE_KEYS = {"pkg", "plugin", "name", "namespace", "param", "remap"}
+_LOAD = "--load"  # kinesis_sim_node.component_container: --load PLUGIN [node ROS arguments] ...
 
 
 @dataclass(frozen=True)
@@ -143,6 +155,7 @@ class _Loader:
     env: dict[str, str]
     processes: list[ProcessSpec] = field(default_factory=list)
     declared_names: set[str] = field(default_factory=set)
+    containers: dict[str, int] = field(default_factory=dict)  # "namespace/name" -> index in processes
 
     def load(self, path: Path, variables: dict[str, str]) -> dict[str, LaunchArgument]:
         if not path.is_file():
@@ -195,19 +208,30 @@ class _Loader:
     def _node(self, attrs: dict, scope: _Scope, declared: dict) -> None:
         package, executable = _required(attrs, "pkg", scope), _required(attrs, "exec", scope)
         name = _text(attrs["name"], scope) if "name" in attrs else None
-        cmd = [sys.executable, *_SAFE_PATH, "-m", f"{package}.{executable}", *shlex.split(_text(attrs.get("args", ""), scope))]
-        ros_args = [] if name is None else ["-r", f"__node:={name}"]
-        if attrs.get("namespace"):
-            ros_args += ["-r", f"__ns:=/{_text(attrs['namespace'], scope).lstrip('/')}"]
-        for param in attrs.get("param") or []:
-            if "from" in param:
-                ros_args += ["--params-file", _text(param["from"], scope)]
-            else:
-                ros_args += ["-p", f"{_required(param, 'name', scope)}:={_yaml_literal(_typed(param.get('value', ''), scope))}"]
-        for remap in attrs.get("remap") or []:
-            ros_args += ["-r", f"{_required(remap, 'from', scope)}:={_required(remap, 'to', scope)}"]
-        ros_args += shlex.split(_text(attrs.get("ros_args", ""), scope))
-        self._add(name or executable, cmd + (["--ros-args", *ros_args] if ros_args else []), attrs, scope)
+        ros_args = [*_node_ros_args(attrs, scope), *shlex.split(_text(attrs.get("ros_args", ""), scope))]
+        cmd = [*_module_command(package, executable, attrs, scope), *(["--ros-args", *ros_args] if ros_args else [])]
+        self._add(name or executable, cmd, attrs, scope)
+
+    def _node_container(self, attrs: dict, scope: _Scope, declared: dict) -> None:
+        package, executable = _required(attrs, "pkg", scope), _required(attrs, "exec", scope)
+        name = _required(attrs, "name", scope)
+        namespace = _text(attrs.get("namespace", ""), scope).strip("/")
+        ros_args = shlex.split(_text(attrs.get("ros_args", ""), scope))
+        cmd = [*_module_command(package, executable, attrs, scope), *_composable_nodes(attrs, scope),
+               *(["--ros-args", *ros_args] if ros_args else [])]
+        self.containers[f"{namespace}/{name}".lstrip("/")] = len(self.processes)
+        self._add(name, cmd, attrs, scope)
+
+    def _load_composable_node(self, attrs: dict, scope: _Scope, declared: dict) -> None:
+        target = _required(attrs, "target", scope).strip("/")
+        if target not in self.containers:
+            raise ValueError(f"{scope.path.name}: load_composable_node: no node_container {target!r} before it"
+                             f" (containers: {sorted(self.containers)})")
+        index = self.containers[target]
+        cmd = list(self.processes[index].cmd)
+        end = cmd.index("--ros-args") if "--ros-args" in cmd else len(cmd)
+        cmd[end:end] = _composable_nodes(attrs, scope)
+        self.processes[index] = replace(self.processes[index], cmd=tuple(cmd))
 
     def _executable(self, attrs: dict, scope: _Scope, declared: dict) -> None:
         command = _required(attrs, "cmd", scope) + " " + _text(attrs.get("args", ""), scope)
@@ -224,6 +248,44 @@ class _Loader:
         env.update({_required(e, "name", scope): _text(e.get("value", ""), scope) for e in attrs.get("env") or []})
         cwd = _text(attrs["cwd"], scope) if "cwd" in attrs else None
         self.processes.append(ProcessSpec(name=name, cmd=tuple(cmd), env=env, cwd=cwd, shutdown_on_exit=on_exit == "shutdown"))
+
+
+def _module_command(package: str, executable: str, attrs: dict, scope: _Scope) -> list[str]:
+    return [sys.executable, *_SAFE_PATH, "-m", f"{package}.{executable}", *shlex.split(_text(attrs.get("args", ""), scope))]
+
+
+def _node_ros_args(attrs: dict, scope: _Scope) -> list[str]:
+    """The ROS arguments of a node's ``name``, ``namespace``, ``param`` and ``remap`` attributes."""
+    ros_args = ["-r", f"__node:={_text(attrs['name'], scope)}"] if "name" in attrs else []
+    if attrs.get("namespace"):
+        ros_args += ["-r", f"__ns:=/{_text(attrs['namespace'], scope).lstrip('/')}"]
+    for param in attrs.get("param") or []:
+        if "from" in param:
+            ros_args += ["--params-file", _text(param["from"], scope)]
+        else:
+            ros_args += ["-p", f"{_required(param, 'name', scope)}:={_yaml_literal(_typed(param.get('value', ''), scope))}"]
+    for remap in attrs.get("remap") or []:
+        ros_args += ["-r", f"{_required(remap, 'from', scope)}:={_required(remap, 'to', scope)}"]
+    return ros_args
+
+
+def _composable_nodes(attrs: dict, scope: _Scope) -> list[str]:
+    """The container arguments (``--load PLUGIN [node ROS arguments]`` each) of ``attrs['composable_node']``."""
+    nodes = attrs.get("composable_node") or []
+    if not isinstance(nodes, list):
+        raise ValueError(f"{scope.path.name}: composable_node must be a list of nodes, got {nodes!r}")
+    args = []
+    for node in nodes:
+        unknown = set(node) - _COMPOSABLE_NODE_KEYS if isinstance(node, dict) else {"(not a mapping)"}
+        if unknown:
+            raise ValueError(f"{scope.path.name}: composable_node: unknown attribute(s) {sorted(unknown)}"
+                             f" (allowed: {sorted(_COMPOSABLE_NODE_KEYS)})")
+        package, plugin = _required(node, "pkg", scope), _required(node, "plugin", scope)
+        if not plugin.startswith(f"{package}."):
+            raise ValueError(f"{scope.path.name}: composable_node plugin {plugin!r} is not a class of package {package!r}"
+                             f" (write module.Class, e.g. {package}.module.Class)")
+        args += [_LOAD, plugin, *_node_ros_args(node, scope)]
+    return args
 
 
 def _unique_names(processes: list[ProcessSpec]) -> list[ProcessSpec]:

@@ -21,11 +21,10 @@ setup(
     install_requires=["setuptools"],
     zip_safe=True,
     maintainer="KINESIS-ROS maintainers",
-    description="KINESIS policy node, text-to-motion node and the sim + policy composition",
+    description="KINESIS policy node and text-to-motion node",
     license="MIT",
     entry_points={"console_scripts": [
         "policy_node = kinesis_policy_node.policy_node:main",
         "text_to_motion_node = kinesis_policy_node.text_to_motion_node:main",
-        "composed = kinesis_policy_node.composed:main",
     ]},
 )

@@ -26,5 +26,6 @@ setup(
     entry_points={"console_scripts": [
         "sim_node = kinesis_sim_node.sim_node:main",
         "viz_node = kinesis_sim_node.viz_node:main",
+        "component_container = kinesis_sim_node.component_container:main",
     ]},
 )

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from kinesis import launch_file
+from kinesis_sim_node.component_container import parse_components
 
 TIMEOUT_S = 30.0
 RUNNER = [sys.executable, "-P", "-m", "kinesis.launch_cli", "--sigint-timeout", "1", "--sigterm-timeout", "1"]
@@ -147,18 +148,75 @@ def test_launch_arguments_and_names():
         launch_file.resolve_launch_file("no_such_demo")
 
 
+def test_node_container_and_load_composable_node(tmp_path):
+    path = write(tmp_path, """
+launch:
+- arg: {name: clock, default: lockstep}
+- node_container:
+    pkg: kinesis_sim_node
+    exec: component_container
+    name: box
+    namespace: /robot
+    on_exit: shutdown
+    ros_args: --log-level warn
+    composable_node:
+    - pkg: kinesis_sim_node
+      plugin: kinesis_sim_node.sim_node.SimNode
+      name: sim
+      param: [{name: clock, value: $(var clock)}]
+- executable: {cmd: echo between, name: between}
+- load_composable_node:
+    target: /robot/box
+    composable_node:
+    - pkg: kinesis_policy_node
+      plugin: kinesis_policy_node.policy_node.PolicyNode
+      namespace: robot
+      remap: [{from: /kinesis/sim_state, to: state}]
+""")
+    container, between = launch_file.load_launch(path).processes
+    assert container.name == "box" and container.shutdown_on_exit and between.name == "between"
+    assert container.cmd == (
+        sys.executable, "-P", "-m", "kinesis_sim_node.component_container",
+        "--load", "kinesis_sim_node.sim_node.SimNode", "-r", "__node:=sim", "-p", "clock:=lockstep",
+        "--load", "kinesis_policy_node.policy_node.PolicyNode", "-r", "__ns:=/robot", "-r", "/kinesis/sim_state:=state",
+        "--ros-args", "--log-level", "warn",
+    )
+
+
+@pytest.mark.parametrize("entries, message", [
+    ("- load_composable_node: {target: box, composable_node: []}\n", "no node_container 'box' before it"),
+    ("- node_container: {pkg: p, exec: c, name: box, composable_node: [{pkg: p, plugin: q.Node}]}\n",
+     "plugin 'q.Node' is not a class of package 'p'"),
+    ("- node_container: {pkg: p, exec: c, name: box, composable_node: [{pkg: p, plugin: p.N, exec: x}]}\n",
+     "composable_node: unknown attribute(s) ['exec']"),
+    ("- node_container: {pkg: p, exec: c, composable_node: []}\n", "'name'"),
+])
+def test_container_errors_name_the_problem(tmp_path, entries, message):
+    with pytest.raises(ValueError) as error:
+        launch_file.load_launch(write(tmp_path, "launch:\n" + entries))
+    assert message in str(error.value)
+
+
+def loaded_nodes(cmd: tuple[str, ...]) -> dict[str, str]:
+    """Node name -> plugin of a component container's command line."""
+    components, _ = parse_components(list(cmd[cmd.index("-m") + 2:]))
+    return {args[args.index("-r") + 1].removeprefix("__node:="): plugin for plugin, args in components}
+
+
 @pytest.mark.parametrize("demo", DEMOS)
 def test_demo_launch_files(demo):
     plan = launch_file.load_launch(launch_file.resolve_launch_file(demo), {"headless": "true", "duration": "4", "record": "/tmp/x.mcap"})
     modules = {p.name: p.cmd[p.cmd.index("-m") + 1] for p in plan.processes}
-    expected = {"sim_node": "kinesis_sim_node.sim_node", "viz_node": "kinesis_sim_node.viz_node",
-                "policy_node": "kinesis_policy_node.policy_node"}
+    expected = {"control_container": "kinesis_sim_node.component_container", "viz_node": "kinesis_sim_node.viz_node"}
     if demo == "text_to_motion":
         expected["text_to_motion_node"] = "kinesis_policy_node.text_to_motion_node"
     assert modules == expected
     assert plan.duration == 4.0
     by_name = {p.name: p for p in plan.processes}
-    assert by_name["sim_node"].shutdown_on_exit
+    container = by_name["control_container"]
+    assert container.shutdown_on_exit  # the sim node's process ends the launch
+    assert loaded_nodes(container.cmd) == {"sim_node": "kinesis_sim_node.sim_node.SimNode",
+                                           "policy_node": "kinesis_policy_node.policy_node.PolicyNode"}
     viz = by_name["viz_node"].cmd
     assert "foxglove:=false" in viz and "record:=/tmp/x.mcap" in viz
     viewer = {p.name: p for p in launch_file.load_launch(launch_file.resolve_launch_file(demo)).processes}["viz_node"]
@@ -327,3 +385,15 @@ launch:
         runner.kill()  # SIGKILL: the runner cannot clean up; PR_SET_PDEATHSIG does
         runner.communicate(timeout=TIMEOUT_S)
     assert_no_orphans(started_pids("\n".join(lines)))
+
+
+def test_component_container_rejects_bad_plugins():
+    assert parse_components(["--load", "a.B", "-p", "x:=1", "--load", "c.D", "--ros-args", "--log-level", "warn"]) == (
+        [("a.B", ["-p", "x:=1"]), ("c.D", [])], ["--ros-args", "--log-level", "warn"])
+    for argv, message in ((["kinesis_sim_node.sim_node.NoSuchNode"], "expected --load PLUGIN"),
+                          (["--load", "kinesis_sim_node.sim_node.NoSuchNode"], "plugin 'kinesis_sim_node.sim_node.NoSuchNode' is not"),
+                          (["--load", "kinesis_sim_node.messages.SIM_STATE_QOS"], "is not an rclpy Node class"),
+                          (["--load"], "needs a plugin")):
+        result = subprocess.run([sys.executable, "-P", "-m", "kinesis_sim_node.component_container", *argv],
+                                capture_output=True, text=True, timeout=TIMEOUT_S)
+        assert result.returncode == 2 and message in result.stderr, (argv, result.stderr)

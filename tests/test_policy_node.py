@@ -3,7 +3,7 @@
 Setup: the KINESIS v1 model (tests/data/conformance) with the conformance Lattice checkpoint (obs 309,
 80 actions), motion myosuite_walk_a of the default library; both runs start from the model's default
 state (sim_node after a reset; offline: ImitationEnv.reset with that qpos and zero qvel). The nodes run
-as two processes and composed in one (kinesis_policy_node.composed).
+as two processes and composed in one (kinesis_sim_node.component_container, as the launch files run them).
 """
 
 import os
@@ -106,7 +106,8 @@ class Client(RosTestClient):
 @contextmanager
 def running_nodes(tmp_path):
     """(client, start): ``start(module, params)`` runs ``python -P -m <module> --ros-args -p ...`` on the
-    client's private localhost domain; every process is stopped at exit."""
+    client's private localhost domain, ``start(CONTAINER, [], {plugin: params})`` a component container with
+    those nodes, as the launch files do; every process is stopped at exit."""
     domain_id = random.Random(os.getpid() ^ time.time_ns()).randrange(100, 200)
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", PYTHONUNBUFFERED="1")
     processes = {}
@@ -114,10 +115,11 @@ def running_nodes(tmp_path):
         client = Client(domain_id, processes)
         stack.callback(client.close)
 
-        def start(module: str, params: list[str]) -> None:
+        def start(module: str, params: list[str], components: dict[str, list[str]] | None = None) -> None:
             log = tmp_path / f"{module.rsplit('.', 1)[-1]}_{domain_id}.log"
+            loads = [a for plugin, node_params in (components or {}).items() for a in ("--load", plugin, *ros_params(node_params))]
             with log.open("w") as out:
-                process = subprocess.Popen([sys.executable, "-P", "-m", module, "--ros-args", *[a for p in params for a in ("-p", p)]],
+                process = subprocess.Popen([sys.executable, "-P", "-m", module, *loads, "--ros-args", *ros_params(params)],
                                            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
             processes[module] = (process, log)
             stack.callback(interrupt_group, process)
@@ -125,9 +127,13 @@ def running_nodes(tmp_path):
         yield client, start
 
 
+def ros_params(params: list[str]) -> list[str]:
+    return [a for p in params for a in ("-p", p)]
+
+
 SIM = "kinesis_sim_node.sim_node"
 POLICY = "kinesis_policy_node.policy_node"
-COMPOSED = "kinesis_policy_node.composed"
+CONTAINER = "kinesis_sim_node.component_container"
 
 
 @pytest.mark.ros
@@ -137,8 +143,9 @@ def test_lockstep_over_ros_equals_offline_run(tmp_path, composed):
     sim = [*common, "clock:=lockstep", "joint_state_rate_hz:=0.0", "muscle_state_rate_hz:=0.0"]
     policy = ["task:=imitation", f"checkpoint:={CHECKPOINT}", f"motion:={MOTION}"]
     with running_nodes(tmp_path) as (client, start):
-        if composed:  # one process, one executor; parameters go to the node that declares them
-            start(COMPOSED, [*sim, *policy])
+        if composed:  # one component container, as the launch files run them
+            start(CONTAINER, [], {"kinesis_sim_node.sim_node.SimNode": sim,
+                                  "kinesis_policy_node.policy_node.PolicyNode": [*common, *policy]})
         else:
             start(SIM, sim)
             start(POLICY, [*common, *policy])

@@ -21,6 +21,7 @@ from kinesis_msgs.msg import MuscleCommand
 from kinesis_msgs.srv import Reset
 from kinesis_policy_node.tracking import GoalTracker
 from kinesis_sim_node import rviz_markers
+from kinesis_sim_node.component_container import parse_components
 from kinesis_sim_node.scenes import load_scene
 from kinesis_tasks import MuscleSim, load_embodiment, soccer
 from kinesis_tasks.scene import SceneLayout, Shape, build_scene, set_pose
@@ -115,10 +116,13 @@ def test_viz_draws_the_ball(scene_model):
 def test_ball_kick_launch_runs_the_soccer_scene():
     plan = launch_file.load_launch(launch_file.resolve_launch_file("ball_kick"), {"headless": "true"})
     cmds = {p.name: p.cmd for p in plan.processes}
-    for name in ("sim_node", "viz_node", "policy_node"):
-        assert "embodiment:=legs_back" in cmds[name]
-    assert "scene:=soccer" in cmds["sim_node"] and "scene:=soccer" in cmds["viz_node"]
-    assert "task:=kick" in cmds["policy_node"]
+    container = cmds.pop("control_container")
+    (sim_plugin, sim), (policy_plugin, policy) = parse_components(list(container[container.index("-m") + 2:]))[0]
+    assert sim_plugin.endswith("SimNode") and policy_plugin.endswith("PolicyNode")
+    for args in (sim, cmds["viz_node"], policy):
+        assert "embodiment:=legs_back" in args
+    assert "scene:=soccer" in sim and "scene:=soccer" in cmds["viz_node"]
+    assert "task:=kick" in policy
 
 
 @pytest.mark.ros

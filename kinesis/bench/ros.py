@@ -6,16 +6,17 @@ loop load; motion ``myosuite_walk_a`` of the default library, looped.
 
 * offline: ``GoalTracker.observe`` (the policy node's observation), ``mean_action`` and ``MuscleSim.step``
   in this process: what the two nodes compute, without messages;
-* lockstep: real ``sim_node`` and ``policy_node`` processes (joint and muscle states on, as launched:
-  they are built when someone subscribes). Each window resets the paused sim, resumes it and reads
+* lockstep: real ``sim_node`` and ``policy_node``, composed in one component container as the launch
+  files run them, and as two processes (joint and muscle states on, as launched: they are built when
+  someone subscribes). Each window resets the paused sim, resumes it and reads
   its step counter (``~/step`` reports it) until ``steps`` steps; this process subscribes to nothing
   meanwhile. Windows alternate with offline runs from the same reset state, so each pair sees the
   same machine load and computes the same trajectory (lockstep equals offline); the ratio is the
   median of the pairs. CPU time per step (both nodes, /proc/PID/stat) is reported beside it;
-* realtime: the same nodes at 30 Hz, as launched (stepping thread at SCHED_FIFO where allowed) and
+* realtime: the same container at 30 Hz, as launched (stepping thread at SCHED_FIFO where allowed) and
   with normal scheduling; the period of /kinesis/sim_state is taken from the publisher's own source
   timestamps (``MessageInfo``), so it is the sim node's jitter, not this subscriber's;
-* memory: peak RSS (VmHWM) of both node processes before they are stopped.
+* memory: peak RSS (VmHWM) of the container and of the two node processes before they are stopped.
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ MOTION = "myosuite_walk_a"
 CONTROL_RATE_HZ = 30.0
 SIM = "kinesis_sim_node.sim_node"
 POLICY = "kinesis_policy_node.policy_node"
-COMPOSED = "kinesis_policy_node.composed"
+CONTAINER = "kinesis_sim_node.component_container"
+SIM_PLUGIN = "kinesis_sim_node.sim_node.SimNode"
+POLICY_PLUGIN = "kinesis_policy_node.policy_node.PolicyNode"
 TIMEOUT_S = 60.0
 POLL_S = 0.02
 WARM_UP_STEPS = 100
@@ -141,9 +144,9 @@ class _Observer:
 
 
 @contextmanager
-def _running(clock: str, checkpoint: Path, log_dir: Path, sim_params: tuple[str, ...] = (), composed: bool = False):
-    """(observer, processes, logs): sim_node (``clock``; lockstep: paused) and policy_node, answering, as two
-    processes or ``composed`` in one; all stopped at exit."""
+def _running(clock: str, checkpoint: Path, log_dir: Path, sim_params: tuple[str, ...] = (), composed: bool = True):
+    """(observer, processes, logs): sim_node (``clock``; lockstep: paused) and policy_node, answering,
+    ``composed`` in one component container (as launched) or as two processes; all stopped at exit."""
     from std_srvs.srv import SetBool
 
     from kinesis_msgs.msg import TrackingStatus
@@ -154,10 +157,10 @@ def _running(clock: str, checkpoint: Path, log_dir: Path, sim_params: tuple[str,
     processes: dict[str, subprocess.Popen] = {}
     logs: dict[str, Path] = {}
     with ExitStack() as stack:
-        def start(name: str, module: str, params: list[str]) -> None:
+        def start(name: str, module: str, args: list[str]) -> None:
             logs[name] = log_dir / f"{name}_{clock}_{domain_id}.log"
             with logs[name].open("w") as log:
-                process = subprocess.Popen([sys.executable, "-P", "-m", module, "--ros-args", *[a for p in params for a in ("-p", p)]],
+                process = subprocess.Popen([sys.executable, "-P", "-m", module, *args],
                                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
             processes[name] = process
             stack.callback(interrupt_group, process, 10.0)
@@ -168,13 +171,13 @@ def _running(clock: str, checkpoint: Path, log_dir: Path, sim_params: tuple[str,
         subscription = observer.node.create_subscription(TrackingStatus, "/kinesis/tracking", answered.append, 10)
         sim = [f"embodiment:={EMBODIMENT}", f"clock:={clock}", f"control_rate_hz:={CONTROL_RATE_HZ}", *sim_params]
         policy = [f"embodiment:={EMBODIMENT}", "task:=imitation", f"checkpoint:={checkpoint}", f"motion:={MOTION}"]
-        if composed:
-            start("composed", COMPOSED, [*sim, *policy[1:]])  # the policy starts with the sim: no pause needed
+        if composed:  # the policy starts with the sim: no pause needed
+            start("control_container", CONTAINER, ["--load", SIM_PLUGIN, *_ros_params(sim), "--load", POLICY_PLUGIN, *_ros_params(policy)])
         else:
-            start("sim_node", SIM, sim)
+            start("sim_node", SIM, ["--ros-args", *_ros_params(sim)])
             if clock == "lockstep":
                 observer.call(SetBool, "/sim_node/pause", SetBool.Request(data=True))
-            start("policy_node", POLICY, policy)
+            start("policy_node", POLICY, ["--ros-args", *_ros_params(policy)])
         deadline = time.monotonic() + TIMEOUT_S
         while not answered:
             try:
@@ -188,6 +191,10 @@ def _running(clock: str, checkpoint: Path, log_dir: Path, sim_params: tuple[str,
         if composed and clock == "lockstep":
             observer.call(SetBool, "/sim_node/pause", SetBool.Request(data=True))
         yield observer, processes, logs
+
+
+def _ros_params(params: list[str]) -> list[str]:
+    return [a for p in params for a in ("-p", p)]
 
 
 def peak_rss_of(pid: int) -> float:
@@ -225,7 +232,7 @@ def lockstep_window(observer: _Observer, processes: dict[str, subprocess.Popen],
     return {"control_steps_per_s": step / wall, "cpu_ms_per_step": 1000.0 * cpu / step}
 
 
-def lockstep_vs_offline(checkpoint: Path, steps: int, repeats: int, log_dir: Path, composed: bool = False) -> dict:
+def lockstep_vs_offline(checkpoint: Path, steps: int, repeats: int, log_dir: Path, composed: bool = True) -> dict:
     """Paired offline runs and lockstep windows (see the module docstring), medians, and the nodes' peak RSS."""
     offline = OfflineLoop(checkpoint)
     pairs = []
@@ -270,7 +277,7 @@ def realtime_jitter(checkpoint: Path, periods: int, log_dir: Path, sim_params: t
         "jitter_p50_ms": float(np.percentile(error, 50)),
         "jitter_p99_ms": float(np.percentile(error, 99)),
         "jitter_max_ms": float(error.max()),
-        "scheduling": _scheduling(logs["sim_node"].read_text()),
+        "scheduling": _scheduling(logs["control_container"].read_text()),
         "peak_rss_mib": rss,
     }
 
@@ -288,27 +295,27 @@ def measure(quick: bool) -> dict:
     with tempfile.TemporaryDirectory(prefix="kinesis_bench_ros_") as folder:
         folder = Path(folder)
         checkpoint = make_checkpoint(folder)
-        lockstep = lockstep_vs_offline(checkpoint, steps, repeats, folder)
-        composed = lockstep_vs_offline(checkpoint, steps, repeats, folder, composed=True)
+        lockstep = lockstep_vs_offline(checkpoint, steps, repeats, folder)  # as launched: one container
+        separate = lockstep_vs_offline(checkpoint, steps, repeats, folder, composed=False)
         realtime = realtime_jitter(checkpoint, periods, folder)  # as launched: SCHED_FIFO stepping thread if allowed
         normal = realtime_jitter(checkpoint, periods, folder, ("realtime_priority:=0",))
-    nodes = (lockstep["peak_rss_mib"], realtime["peak_rss_mib"], normal["peak_rss_mib"])
+    containers = (lockstep["peak_rss_mib"], realtime["peak_rss_mib"], normal["peak_rss_mib"])
     return {
         "lockstep_control_steps_per_s": lockstep["lockstep_control_steps_per_s"],
         "offline_control_steps_per_s": lockstep["offline_control_steps_per_s"],
         "lockstep_over_offline": lockstep["ratio"],
-        "lockstep_composed_control_steps_per_s": composed["lockstep_control_steps_per_s"],
-        "lockstep_composed_over_offline": composed["ratio"],
+        "lockstep_two_processes_control_steps_per_s": separate["lockstep_control_steps_per_s"],
+        "lockstep_two_processes_over_offline": separate["ratio"],
         "realtime_period_jitter_p99_ms": realtime["jitter_p99_ms"],
         "realtime_period_jitter_p99_ms_normal_scheduling": normal["jitter_p99_ms"],
-        "policy_node_peak_rss_mib": max(rss["policy_node"] for rss in nodes),
-        "sim_node_peak_rss_mib": max(rss["sim_node"] for rss in nodes),
-        "composed_peak_rss_mib": composed["peak_rss_mib"]["composed"],
+        "control_container_peak_rss_mib": max(rss["control_container"] for rss in containers),
+        "sim_node_peak_rss_mib": separate["peak_rss_mib"]["sim_node"],
+        "policy_node_peak_rss_mib": separate["peak_rss_mib"]["policy_node"],
         "executor": executor_name(),
         "embodiment": EMBODIMENT,
         "steps": steps,
         "lockstep": lockstep,
-        "lockstep_composed": composed,
+        "lockstep_two_processes": separate,
         "realtime": realtime,
         "realtime_normal_scheduling": normal,
     }
@@ -322,8 +329,9 @@ def tables(results: dict) -> list:
     for column in ("sim + policy", "offline steps/s", "lockstep steps/s", "lockstep / offline", "offline CPU ms/step",
                    "nodes CPU ms/step", "peak RSS MiB"):
         loop.add_column(column, justify="right")
-    for label, key, rss in (("two processes", "lockstep", f"sim {results['sim_node_peak_rss_mib']:.0f}, policy {results['policy_node_peak_rss_mib']:.0f}"),
-                            ("composed", "lockstep_composed", f"{results['composed_peak_rss_mib']:.0f}")):
+    for label, key, rss in (("one container (as launched)", "lockstep", f"{results['control_container_peak_rss_mib']:.0f}"),
+                            ("two processes", "lockstep_two_processes",
+                             f"sim {results['sim_node_peak_rss_mib']:.0f}, policy {results['policy_node_peak_rss_mib']:.0f}")):
         ls = results[key]
         loop.add_row(label, f"{ls['offline_control_steps_per_s']:.0f}", f"{ls['lockstep_control_steps_per_s']:.0f}",
                      f"{100 * ls['ratio']:.0f}%", f"{ls['offline_cpu_ms_per_step']:.2f}", f"{ls['lockstep_cpu_ms_per_step']:.2f}", rss)

@@ -51,8 +51,8 @@ KEEPALIVE_S = 1.0
 class VizNode(Node):
     """Subscribes the KINESIS topics, draws the scene for RViz and Foxglove, records MCAP."""
 
-    def __init__(self) -> None:
-        super().__init__("kinesis_viz")
+    def __init__(self, **kwargs) -> None:
+        super().__init__("kinesis_viz", **kwargs)
         self.embodiment = self.declare_parameter("embodiment", "legs").value
         scene = str(self.declare_parameter("scene", "").value)
         rate_hz = float(self.declare_parameter("rate_hz", 15.0).value)
