@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import random
 import shlex
 import signal
 import subprocess
@@ -146,6 +147,14 @@ class Launcher:
 def run(plan: LaunchPlan, *, out: TextIO | None = None, sigint_timeout: float = 5.0, sigterm_timeout: float = 5.0) -> int:
     """Run every process of ``plan`` (for ``plan.duration`` s if > 0); return the launch's exit status."""
     return Launcher(plan.processes, out=out, sigint_timeout=sigint_timeout, sigterm_timeout=sigterm_timeout).run(plan.duration)
+
+
+def private_ros_environment(domains: range = range(1, 233)) -> tuple[int, dict[str, str]]:
+    """(domain id, environment) for a private ROS graph (a test, a benchmark): ``os.environ`` with a random
+    ROS_DOMAIN_ID of ``domains``, discovery limited to this host and unbuffered Python output."""
+    domain_id = random.Random(os.getpid() ^ time.time_ns()).randrange(domains.start, domains.stop)
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", PYTHONUNBUFFERED="1")
+    return domain_id, env
 
 
 def interrupt_group(process: subprocess.Popen, timeout: float = 5.0) -> None:

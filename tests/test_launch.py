@@ -5,8 +5,6 @@ output, the exit status, the stop sequence and that no process of any started pr
 left (scanned in /proc; zombies aside).
 """
 
-import os
-import random
 import select
 import shlex
 import signal
@@ -18,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from kinesis import launch_file
+from kinesis.launch import private_ros_environment
 from kinesis_sim_node.component_container import parse_components
 
 TIMEOUT_S = 30.0
@@ -361,8 +360,7 @@ launch:
     - {name: clock, value: realtime}
     - {name: control_mode, value: direct}
 """)
-    domain_id = random.Random(os.getpid() ^ time.time_ns()).randrange(1, 100)
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    _, env = private_ros_environment(range(1, 100))
     status, output, elapsed = run_launch(path, "duration:=3", env=env)
     assert status == 0, output
     assert "]: ready: legs (80 muscles), direct control, realtime clock at 30 Hz" in output

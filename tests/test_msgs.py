@@ -8,8 +8,6 @@ services, and checks what comes back. Needs kinesis_msgs built into the venv
 """
 
 import array
-import os
-import random
 import subprocess
 import sys
 import time
@@ -20,6 +18,7 @@ from builtin_interfaces.msg import Time
 from rclpy.executors import SingleThreadedExecutor
 from std_msgs.msg import Header
 
+from kinesis.launch import private_ros_environment
 from kinesis_msgs.msg import MuscleCommand, MuscleState, ReferenceMotion, SimState, TrackingStatus
 from kinesis_msgs.srv import Reset, Step
 
@@ -89,10 +88,10 @@ SAMPLES = {
 @pytest.fixture(scope="module")
 def ros():
     """(executor, node, child): a fresh context on a private domain, with the echo child running."""
-    domain_id = random.Random(os.getpid() ^ time.time_ns()).randrange(1, 100)
+    domain_id, env = private_ros_environment(range(1, 100))
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ROS_DOMAIN_ID", str(domain_id))
-        mp.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+        for key in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE"):
+            mp.setenv(key, env[key])
         child = subprocess.Popen([sys.executable, "-c", ECHO_NODE],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         context = rclpy.Context()

@@ -7,10 +7,8 @@ as two processes and composed in one (kinesis_sim_node.component_container, as t
 """
 
 import os
-import random
 import subprocess
 import sys
-import time
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -20,7 +18,7 @@ from geometry_msgs.msg import PointStamped, Twist
 from numpy.testing import assert_array_equal
 from std_srvs.srv import SetBool
 
-from kinesis.launch import interrupt_group
+from kinesis.launch import interrupt_group, private_ros_environment
 from kinesis_msgs.msg import MuscleCommand, ReferenceMotion, SimState, TrackingStatus
 from kinesis_msgs.srv import Reset
 from kinesis_policy_node import goals
@@ -108,8 +106,7 @@ def running_nodes(tmp_path):
     """(client, start): ``start(module, params)`` runs ``python -P -m <module> --ros-args -p ...`` on the
     client's private localhost domain, ``start(CONTAINER, [], {plugin: params})`` a component container with
     those nodes, as the launch files do; every process is stopped at exit."""
-    domain_id = random.Random(os.getpid() ^ time.time_ns()).randrange(100, 200)
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", PYTHONUNBUFFERED="1")
+    domain_id, env = private_ros_environment(range(100, 200))
     processes = {}
     with ExitStack() as stack:
         client = Client(domain_id, processes)

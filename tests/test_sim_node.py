@@ -6,7 +6,6 @@ relaxes the muscles when commands stop. Each node gets a private ROS domain on l
 """
 
 import os
-import random
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ from rcl_interfaces.srv import GetParameters
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_srvs.srv import SetBool
 
-from kinesis.launch import interrupt_group
+from kinesis.launch import interrupt_group, private_ros_environment
 from kinesis_msgs.msg import MuscleCommand, MuscleState, SimState
 from kinesis_msgs.srv import Reset, Step
 from kinesis_tasks import MuscleSim, load_embodiment
@@ -67,9 +66,8 @@ class Client(RosTestClient):
 @contextmanager
 def running_sim_node(tmp_path, *params: str, executor: str = "events"):
     """A sim_node process with ``params`` (name:=value) and a connected Client; always stopped."""
-    domain_id = random.Random(os.getpid() ^ time.time_ns()).randrange(1, 100)
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", PYTHONUNBUFFERED="1",
-               KINESIS_ROS_EXECUTOR=executor)
+    domain_id, env = private_ros_environment(range(1, 100))
+    env["KINESIS_ROS_EXECUTOR"] = executor
     ros_args = [arg for param in params for arg in ("-p", param)]
     log_path = tmp_path / f"sim_node_{domain_id}_{time.time_ns()}.log"
     with log_path.open("w") as log:

@@ -7,8 +7,6 @@ domain, publish from this process, and stop the child with SIGINT or SIGTERM.
 
 import base64
 import json
-import os
-import random
 import signal
 import socket
 import struct
@@ -22,6 +20,7 @@ import pytest
 from builtin_interfaces.msg import Time
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
+from kinesis.launch import private_ros_environment
 from kinesis_sim_node import foxglove_scene, rviz_markers
 from kinesis_sim_node.ros_channels import ros2msg_definition, type_name
 from kinesis_tasks import load_embodiment
@@ -127,10 +126,10 @@ def ros():
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
-    domain_id = random.Random(os.getpid() ^ time.time_ns()).randrange(100, 200)
+    domain_id, env = private_ros_environment(range(100, 200))
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ROS_DOMAIN_ID", str(domain_id))
-        mp.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+        for key in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE"):
+            mp.setenv(key, env[key])
         context = rclpy.Context()
         rclpy.init(context=context, domain_id=domain_id)
         try:

@@ -22,7 +22,6 @@ loop load; motion ``myosuite_walk_a`` of the default library, looped.
 from __future__ import annotations
 
 import os
-import random
 import statistics
 import subprocess
 import sys
@@ -33,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kinesis.launch import interrupt_group
+from kinesis.launch import interrupt_group, private_ros_environment
 
 EMBODIMENT = "legs"
 MOTION = "myosuite_walk_a"
@@ -152,8 +151,7 @@ def _running(clock: str, checkpoint: Path, log_dir: Path, sim_params: tuple[str,
     from kinesis_msgs.msg import TrackingStatus
     from kinesis_msgs.srv import Reset
 
-    domain_id = random.Random(os.getpid() ^ time.time_ns()).randrange(201, 232)
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", PYTHONUNBUFFERED="1")
+    domain_id, env = private_ros_environment(range(201, 233))
     processes: dict[str, subprocess.Popen] = {}
     logs: dict[str, Path] = {}
     with ExitStack() as stack:
