@@ -1,5 +1,6 @@
 """The packed acting path (kinesis_training.fast_policy) against the reference nn.Module mean_action."""
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -7,6 +8,8 @@ import pytest
 import torch
 
 import kinesis_training as kt
+from kinesis.cli import build_parser
+from kinesis.eval_cli import CheckpointPolicy
 from kinesis_training.fast_policy import MAX_FAST_BATCH, FastMeanAction, PackedMLP
 from kinesis_training.networks import MLP
 from kinesis_training.normalizer import RunningNorm
@@ -100,3 +103,87 @@ def test_load_policy_mean_action_shapes_and_both_paths_agree(checkpoint):
     np.testing.assert_array_equal(large, reference)
     np.testing.assert_allclose(small, reference[:MAX_FAST_BATCH], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(single, reference[0], rtol=1e-5, atol=1e-6)
+
+
+FLOAT16_TOLERANCE = 1e-3
+"""Documented bound of the float16-weight actions' distance from the float32 ones, relative to the largest |action|
+(docs/performance.md, "Policy inference"; measured 1e-4 to 5e-4)."""
+
+
+def rounded_to_float16(actor: torch.nn.Module) -> torch.nn.Module:
+    """A copy of the actor whose Linear weights went through torch.float16 (biases and normalizers untouched)."""
+    rounded = copy.deepcopy(actor)
+    with torch.no_grad():
+        for layer in rounded.modules():
+            if isinstance(layer, torch.nn.Linear):
+                layer.weight.copy_(layer.weight.to(torch.float16).to(torch.float32))
+    return rounded
+
+
+def relative_distance(actions: np.ndarray, reference: np.ndarray) -> float:
+    return float(np.abs(actions - reference).max() / np.abs(reference).max())
+
+
+@pytest.mark.parametrize("make_actor", [
+    lambda: GaussianActor(OBS_DIM, ACTION_DIM, [24, 17, 8]),
+    lambda: LatticeActor(OBS_DIM, ACTION_DIM, [24, 17, 8]),
+    lambda: MoEActor(OBS_DIM, ACTION_DIM, [16, 9], [12], num_experts=3),
+], ids=["gaussian", "lattice", "moe"])
+@pytest.mark.parametrize("rows", [1, MAX_FAST_BATCH])
+def test_float16_weights_equal_the_modules_with_rounded_weights(make_actor, rows):
+    actor = randomize(make_actor(), seed=11 + rows)
+    obs = torch.from_numpy(observations(rows, seed=rows))
+    actions = FastMeanAction(actor, weights="float16")(obs.numpy())
+    assert actions.dtype == np.float32 and actions.shape == (rows, ACTION_DIM)
+    np.testing.assert_allclose(actions, rounded_to_float16(actor).mean_action(obs).numpy(), rtol=1e-5, atol=1e-6)
+    exact = actor.mean_action(obs).numpy()
+    assert 1e-6 < relative_distance(actions, exact) < FLOAT16_TOLERANCE  # rounded, and only by that much
+
+
+def test_float16_weights_halve_the_bytes_and_refuse_weights_beyond_the_float16_range():
+    torch.manual_seed(4)
+    mlp, head, norm = MLP(OBS_DIM, [10, 6]), torch.nn.Linear(6, 4), RunningNorm(OBS_DIM)
+    n_weights = sum(layer.weight.numel() for layer in [*mlp.affine_layers, head])
+    n_biases = sum(layer.bias.numel() for layer in [*mlp.affine_layers, head])
+    assert PackedMLP(norm, [*mlp.affine_layers, head], weights="float16").nbytes == 2 * n_weights + 4 * n_biases
+    with torch.no_grad():
+        head.weight[1, 2] = 65504.0  # the largest float16: still packed
+        PackedMLP(norm, [*mlp.affine_layers, head], weights="float16")
+        head.weight[1, 2] = -7e4
+    with pytest.raises(ValueError, match="layer 2 has weights beyond the float16 range.*70000"):
+        PackedMLP(norm, [*mlp.affine_layers, head], weights="float16")
+    PackedMLP(norm, [*mlp.affine_layers, head])  # float32 takes it
+    with pytest.raises(ValueError, match=r"weights must be one of \['float16', 'float32'\], got 'half'"):
+        FastMeanAction(GaussianActor(OBS_DIM, ACTION_DIM, [8]), weights="half")
+
+
+@pytest.mark.parametrize("checkpoint", ["policy_lattice.pt", "policy_moe.pt"])
+def test_load_policy_with_float16_weights(checkpoint):
+    policy = kt.load_policy(DATA / checkpoint, weights="float16")
+    assert policy.weights == "float16" and kt.load_policy(DATA / checkpoint).weights == "float32"
+    obs = np.random.default_rng(1).standard_normal((MAX_FAST_BATCH + 1, policy.obs_dim)).astype(np.float32)
+    with torch.no_grad():
+        rounded = rounded_to_float16(policy.policy).mean_action(torch.from_numpy(obs)).numpy()
+        exact = policy.policy.mean_action(torch.from_numpy(obs)).numpy()
+    small = policy.mean_action(obs[:MAX_FAST_BATCH])
+    np.testing.assert_allclose(small, rounded[:MAX_FAST_BATCH], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(policy.mean_action(obs[0]), rounded[0], rtol=1e-5, atol=1e-6)
+    assert relative_distance(small, exact[:MAX_FAST_BATCH]) < FLOAT16_TOLERANCE
+    np.testing.assert_array_equal(policy.mean_action(obs), exact)  # above MAX_FAST_BATCH: the float32 modules
+    with pytest.raises(ValueError, match="weights must be one of.*got 'bfloat16'"):
+        kt.load_policy(DATA / checkpoint, weights="bfloat16")
+
+
+def test_kinesis_eval_weights_option():
+    parser = build_parser()
+    args = parser.parse_args(["eval", "--checkpoint", str(DATA / "policy_lattice.pt"), "--weights", "float16"])
+    assert args.weights == "float16" and parser.parse_args(["eval"]).weights == "float32"
+    factory = CheckpointPolicy(str(DATA / "policy_lattice.pt"), args.weights)
+    assert "float16 weights" in factory.description
+    threads = torch.get_num_threads()
+    try:
+        assert factory(309, 80).__self__.weights == "float16"
+    finally:
+        torch.set_num_threads(threads)  # the factory sets one thread, as for an evaluation worker
+    with pytest.raises(SystemExit):
+        parser.parse_args(["eval", "--weights", "half"])

@@ -3,7 +3,8 @@
 Wraps a checkpoint (conformance README section 7.3) loaded by ``checkpoint.load_checkpoint`` in evaluation
 mode: no call ever updates a normalizer. Every method takes a batch [B, obs_dim] (a single [obs_dim] row
 is accepted and gives unbatched results) and returns float32 arrays. ``mean_action`` of small batches runs
-the packed kernels of ``fast_policy`` (the acting path of evaluation and the policy node).
+the packed kernels of ``fast_policy`` (the acting path of evaluation and the policy node), with the
+checkpoint's float32 weights or, opt-in, ``weights="float16"``.
 """
 
 from __future__ import annotations
@@ -14,14 +15,19 @@ import numpy as np
 import torch
 
 from kinesis_training.checkpoint import Checkpoint, PolicySpec, load_checkpoint
-from kinesis_training.fast_policy import MAX_FAST_BATCH, FastMeanAction
+from kinesis_training.fast_policy import MAX_FAST_BATCH, FastMeanAction, check_weights
 from kinesis_training.policies import MoEActor
 
 
 class LoadedPolicy:
-    """Evaluation-mode policy and critic of one checkpoint."""
+    """Evaluation-mode policy and critic of one checkpoint.
 
-    def __init__(self, checkpoint: Checkpoint, seed: int | None = None) -> None:
+    ``weights`` ("float32" or "float16") is the storage of the packed mean network(s) that ``mean_action`` runs
+    for batches of 1 to ``MAX_FAST_BATCH`` rows; larger batches, and every other method, use the torch
+    modules with the checkpoint's float32 weights.
+    """
+
+    def __init__(self, checkpoint: Checkpoint, seed: int | None = None, weights: str = "float32") -> None:
         self.checkpoint = checkpoint
         self.policy = checkpoint.policy.eval()
         self.critic = checkpoint.critic.eval()
@@ -30,7 +36,7 @@ class LoadedPolicy:
             self._generator.manual_seed(seed)
         # packed snapshot of the mean network(s) for batches of 1..MAX_FAST_BATCH rows; the first call loads
         # (or compiles) the kernels, here rather than on the first action
-        self.fast_mean_action = FastMeanAction(self.policy)
+        self.fast_mean_action = FastMeanAction(self.policy, weights)
         self.fast_mean_action(np.zeros((1, self.obs_dim), np.float32))
 
     @property
@@ -69,8 +75,18 @@ class LoadedPolicy:
         out = t.detach().cpu().numpy().astype(np.float32, copy=False)
         return out[0] if single else out
 
+    @property
+    def weights(self) -> str:
+        """Weight storage of the fast ``mean_action`` path: "float32" or "float16"."""
+        return self.fast_mean_action.weights
+
     def mean_action(self, obs: np.ndarray) -> np.ndarray:
-        """Deterministic action [B, A] (MoE: the most probable expert's action)."""
+        """Deterministic action [B, A] (MoE: the most probable expert's action).
+
+        Batches of 1 to ``MAX_FAST_BATCH`` rows run the packed kernels with the ``weights`` chosen at load; above
+        that, the torch modules in float32 (with ``weights="float16"`` those actions differ from the small-batch
+        ones by ~1e-4 relative, the float16 rounding).
+        """
         x, single = self._rows(obs, self.obs_dim, "obs")
         if 0 < x.shape[0] <= MAX_FAST_BATCH:
             actions = self.fast_mean_action(x)
@@ -126,6 +142,14 @@ def load_policy(
     obs_dim: int | None = None,
     action_dim: int | None = None,
     seed: int | None = None,
+    weights: str = "float32",
 ) -> LoadedPolicy:
-    """Loads a ``model.pth`` for evaluation; obs_dim/action_dim, if given, must match the checkpoint."""
-    return LoadedPolicy(load_checkpoint(path, obs_dim=obs_dim, action_dim=action_dim), seed=seed)
+    """Loads a ``model.pth`` for evaluation; obs_dim/action_dim, if given, must match the checkpoint.
+
+    ``weights="float16"`` (opt-in) runs ``mean_action`` of small batches with the weight matrices rounded to
+    float16: about half the latency of the default float32 at batch 1 on the paper networks (memory bound),
+    actions within ~1e-4 of the largest action's size from the float32 ones (docs/performance.md, "Policy
+    inference"). A checkpoint with a weight beyond the float16 range (65504) is a ValueError then.
+    """
+    check_weights(weights)
+    return LoadedPolicy(load_checkpoint(path, obs_dim=obs_dim, action_dim=action_dim), seed=seed, weights=weights)
