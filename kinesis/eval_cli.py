@@ -12,7 +12,8 @@ target, return) and the success rate. The kick runs the legs_back soccer scene.
 
 Without --checkpoint the policy is the zero action (every muscle's target length at half its maximum):
 an untrained baseline, so that `kinesis eval --motions default:test` runs on a fresh machine. Its
-numbers are low by design.
+numbers are low by design. --weights float16 runs the checkpoint's mean action with its weight matrices
+rounded to float16 (about half the latency; actions ~1e-4 relative from float32).
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of every episode reset; --task: seed of the goal set (default 0)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results to this JSON file")
+    parser.add_argument("--weights", choices=("float32", "float16"), default="float32",
+                        help="--checkpoint: weight storage of the mean action (default float32; float16: about half "
+                             "the latency, actions ~1e-4 relative from float32; docs/performance.md)")
     parser.set_defaults(func=run)
 
 
@@ -49,17 +53,18 @@ class CheckpointPolicy:
     """Policy factory: the mean action of a checkpoint, size-checked against the embodiment."""
 
     path: str
+    weights: str = "float32"
 
     @property
     def description(self) -> str:
-        return f"checkpoint {self.path} (mean action)"
+        return f"checkpoint {self.path} (mean action{', float16 weights' if self.weights == 'float16' else ''})"
 
     def __call__(self, obs_size: int, action_size: int):
         import torch
         from kinesis_training import load_policy
 
         torch.set_num_threads(1)
-        return load_policy(self.path, obs_dim=obs_size, action_dim=action_size).mean_action
+        return load_policy(self.path, obs_dim=obs_size, action_dim=action_size, weights=self.weights).mean_action
 
 
 def parse_motions(spec: str) -> tuple[str, str | None]:
@@ -77,7 +82,7 @@ def _policy_factory(args: argparse.Namespace):
         raise ValueError(f"--workers must be >= 1, got {args.workers}")
     if args.checkpoint is not None and not args.checkpoint.is_file():
         raise FileNotFoundError(f"--checkpoint {args.checkpoint}: file not found")
-    return ZeroPolicy() if args.checkpoint is None else CheckpointPolicy(str(args.checkpoint))
+    return ZeroPolicy() if args.checkpoint is None else CheckpointPolicy(str(args.checkpoint), args.weights)
 
 
 def _progress(console, total: int):

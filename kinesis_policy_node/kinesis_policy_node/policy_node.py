@@ -65,7 +65,7 @@ class PolicyNode(Node):
         self.tracker = GoalTracker(self.embodiment, task, playlist, initial,
                                    ball=np.array([spot[0], spot[1], float(p["ball_radius"])]))
         model = self.tracker.model
-        self.policy = self.load_policy(str(p["checkpoint"]), model)
+        self.policy = self.load_policy(str(p["checkpoint"]), str(p["weights"]), model)
         self.fallback = hold_pose_action(model) if self.mode == "target_length" else relaxed_action(self.mode, model.nu)
         self.rejected: Counter[str] = Counter()
         self.published_name = ""
@@ -82,15 +82,18 @@ class PolicyNode(Node):
         self.get_logger().info(f"ready: task {task}, {self.embodiment} ({model.nu} muscles), {self.mode} control, "
                                f"{len(playlist)} motion(s), observation size {self.tracker.layout.full_size}")
 
-    def load_policy(self, checkpoint: str, model):
+    def load_policy(self, checkpoint: str, weights: str, model):
+        if weights not in ("float32", "float16"):  # checked here too: without a checkpoint torch is never loaded
+            raise ValueError(f"parameter weights must be float32 or float16, got {weights!r}")
         if not checkpoint:
             self.get_logger().warning("no checkpoint given: running the hold-pose fallback controller "
                                       "(kinesis_tasks.controllers.hold_pose_action), which does not balance")
             return None
         from kinesis_training import load_policy
 
-        policy = load_policy(checkpoint, obs_dim=self.tracker.layout.full_size, action_dim=model.nu)
-        self.get_logger().info(f"policy {checkpoint}: {policy.kind}, obs {policy.obs_dim}, actions {policy.action_dim}")
+        policy = load_policy(checkpoint, obs_dim=self.tracker.layout.full_size, action_dim=model.nu, weights=weights)
+        self.get_logger().info(f"policy {checkpoint}: {policy.kind}, obs {policy.obs_dim}, actions {policy.action_dim}, "
+                               f"{weights} weights")
         return policy
 
     def on_state(self, msg: SimState) -> None:
