@@ -218,6 +218,8 @@ def test_demo_launch_files(demo):
                                            "policy_node": "kinesis_policy_node.policy_node.PolicyNode"}
     viz = by_name["viz_node"].cmd
     assert "foxglove:=false" in viz and "record:=/tmp/x.mcap" in viz
+    half = launch_file.load_launch(launch_file.resolve_launch_file(demo), {"weights": "float16"}).processes[0].cmd
+    assert "weights:=float32" in container.cmd and "weights:=float16" in half
     viewer = {p.name: p for p in launch_file.load_launch(launch_file.resolve_launch_file(demo)).processes}["viz_node"]
     assert "foxglove:=true" in viewer.cmd and "record:=''" in viewer.cmd
 
