@@ -53,3 +53,8 @@ def test_each_goal_changes_what_the_policy_publishes(tmp_path):
                 assert client.references[-1].text == "walk forward slowly"
                 client.spin_until(lambda: client.tracking[-1].motion == client.references[-1].name, "tracking the text motion")
             assert not np.array_equal(np.array(client.commands[max(client.commands)].values), before_values)
+        # The policy never tracks its own references (it publishes them for the viewers; a late own message
+        # taken as a new goal once made it alternate between two of them): it stays on the text motion.
+        text_motion, seen = client.references[-1].name, len(client.tracking)
+        client.spin_for(1.0)
+        assert {(m.task, m.motion) for m in client.tracking[seen:]} == {("imitation", text_motion)}

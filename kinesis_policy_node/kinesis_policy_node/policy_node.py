@@ -19,6 +19,7 @@ its task. Unusable messages are logged and counted in the parameter ``rejected.<
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections import Counter
 from functools import partial
 
@@ -40,6 +41,7 @@ from kinesis_tasks.tasks import base
 from kinesis_sim_node.spin import spin_node
 
 REFERENCE = "/kinesis/reference_motion"
+OWN_REFERENCES_KEPT = 16  # own references remembered, to recognise them when they come back on REFERENCE
 RESEND_AFTER_S = 0.5
 GOAL_TOPICS = {"/goal_point": (PointStamped, "reach", goals.point_from_msg),
                "/clicked_point": (PointStamped, "reach", goals.point_from_msg),
@@ -68,7 +70,7 @@ class PolicyNode(Node):
         self.policy = self.load_policy(str(p["checkpoint"]), str(p["weights"]), model)
         self.fallback = hold_pose_action(model) if self.mode == "target_length" else relaxed_action(self.mode, model.nu)
         self.rejected: Counter[str] = Counter()
-        self.published_name = ""
+        self.published_references: deque[tuple[str, int, int]] = deque(maxlen=OWN_REFERENCES_KEPT)
         self.last_command: tuple[float, MuscleCommand] | None = None
 
         self.command_pub = self.create_publisher(MuscleCommand, "/kinesis/muscle_command", 10)
@@ -128,12 +130,13 @@ class PolicyNode(Node):
             if self.tracker.task == "imitation":
                 return
             motion = self.tracker.goal_reference_motion()
-        self.published_name = motion.name
-        self.reference_pub.publish(goals.motion_msg(motion, state.header.stamp))
+        msg = goals.motion_msg(motion, state.header.stamp)
+        self.published_references.append(reference_key(msg))
+        self.reference_pub.publish(msg)
 
     def on_reference(self, msg: ReferenceMotion) -> None:
-        if msg.name == self.published_name:
-            return  # our own reference, published for visualization
+        if reference_key(msg) in self.published_references:
+            return  # published by this node for the viewers (possibly delivered after newer ones): never tracked
         try:
             motion = goals.motion_from_msg(msg)
             self.tracker.track_motion(motion)
@@ -160,6 +163,12 @@ class PolicyNode(Node):
         self.set_parameters([Parameter(name, value=self.rejected[topic])])
         self.get_logger().warning(f"ignored a message on {topic} ({reason}); {self.rejected[topic]} so far",
                                   throttle_duration_sec=1.0)
+
+
+def reference_key(msg: ReferenceMotion) -> tuple[str, int, int]:
+    """Name and stamp of a reference: the stamp is that of the state it was published at, so another node's
+    reference does not share both with one of ours."""
+    return msg.name, msg.header.stamp.sec, msg.header.stamp.nanosec
 
 
 def goal_point(values, z: float) -> np.ndarray:
