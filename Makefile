@@ -8,7 +8,7 @@ export AMENT_PREFIX_PATH ?= $(abspath $(VENV))
 
 .PHONY: setup demo test bench clean
 
-$(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml scripts/setup.sh scripts/build_msgs.sh $(wildcard kinesis_msgs/msg/*.msg kinesis_msgs/srv/*.srv)
+$(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml scripts/setup.sh scripts/build_msgs.sh $(wildcard kinesis_msgs/msg/*.msg kinesis_msgs/srv/*.srv third_party/composition_interfaces/srv/*.srv)
 	VENV=$(VENV) scripts/setup.sh
 	@touch $@
 

@@ -15,7 +15,8 @@ one-key actions; unknown actions and attributes are errors)::
 ``composable_node`` items are ``{pkg, plugin, name, namespace, param, remap}``; ``plugin`` is the node
 class as ``module.Class`` inside ``pkg`` (``kinesis_sim_node.sim_node.SimNode``). A container is one
 process (``kinesis_sim_node.component_container``) running all the nodes composed into it: the ones it
-lists and the ones later ``load_composable_node`` actions add (``target``: its name, with namespace).
+lists and the ones later ``load_composable_node`` actions add (``target``: its name, with namespace), all
+given on its command line (launch_ros loads them through the container's ``load_node`` service instead).
 
 Every action takes ``if``/``unless`` (true/false/1/0). ``param`` items are ``{name, value}``
 (passed as ``-p name:=value``; string values are typed as YAML, as ROS does) or ``{from: file}``
@@ -216,9 +217,8 @@ class _Loader:
         package, executable = _required(attrs, "pkg", scope), _required(attrs, "exec", scope)
         name = _required(attrs, "name", scope)
         namespace = _text(attrs.get("namespace", ""), scope).strip("/")
-        ros_args = shlex.split(_text(attrs.get("ros_args", ""), scope))
-        cmd = [*_module_command(package, executable, attrs, scope), *_composable_nodes(attrs, scope),
-               *(["--ros-args", *ros_args] if ros_args else [])]
+        ros_args = _node_ros_args({"name": name, "namespace": namespace}, scope) + shlex.split(_text(attrs.get("ros_args", ""), scope))
+        cmd = [*_module_command(package, executable, attrs, scope), *_composable_nodes(attrs, scope), "--ros-args", *ros_args]
         self.containers[f"{namespace}/{name}".lstrip("/")] = len(self.processes)
         self._add(name, cmd, attrs, scope)
 
@@ -229,7 +229,7 @@ class _Loader:
                              f" (containers: {sorted(self.containers)})")
         index = self.containers[target]
         cmd = list(self.processes[index].cmd)
-        end = cmd.index("--ros-args") if "--ros-args" in cmd else len(cmd)
+        end = cmd.index("--ros-args")
         cmd[end:end] = _composable_nodes(attrs, scope)
         self.processes[index] = replace(self.processes[index], cmd=tuple(cmd))
 

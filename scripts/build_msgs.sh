@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Build the kinesis_msgs interface package and install it into a virtualenv prefix.
+# Build the interface packages (kinesis_msgs, and composition_interfaces, which the ROS 2 wheels on PyPI lack)
+# and install them into a virtualenv prefix.
 #
 # Usage: scripts/build_msgs.sh VENV_DIR
 #
 # Idempotent: installs the pinned rosidl/ament build wheels if missing, repoints CMake files of
-# the ROS wheels that hard-code the wheel builder's Python, builds kinesis_msgs with cmake+make
-# under build/kinesis_msgs, and skips the build when the installed messages match the sources
-# (hash stamp in VENV/share/kinesis_msgs/). Finally registers every ament_python package of the
+# the ROS wheels that hard-code the wheel builder's Python, builds each package with cmake+make
+# under build/NAME, and skips a build when the installed interfaces match the sources
+# (hash stamp in VENV/share/NAME/). Finally registers every ament_python package of the
 # repo (folders with a package.xml) in the venv's ament index.
 # Needs cmake, make and g++ (Debian: apt-get install -y cmake make g++) and the ROS runtime
 # wheels (rclpy, std/geometry msgs, rmw-fastrtps-cpp) already in the venv.
@@ -21,8 +22,7 @@ VENV="$(cd "$1" && pwd)"
 PY="$VENV/bin/python"
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PKG="$REPO/kinesis_msgs"
-BUILD="$REPO/build/kinesis_msgs"
-STAMP="$VENV/share/kinesis_msgs/build_stamp.sha256"
+BUILD="$REPO/build"  # pip log here, one build dir per package below
 
 # Build-time wheels: the generators and ament_cmake, plus the five the wheels fail to declare
 # (ros-ament-cmake-include-directories, ros-rosidl-core-generators, ros-ament-cmake-ros-core,
@@ -107,32 +107,35 @@ if changed:
     print(f"build_msgs: repointed {changed} CMake files to this venv's Python and numpy headers")
 EOF
 
-# 4. Build and install kinesis_msgs unless the stamp matches the sources.
-hash="$(cd "$PKG" && { cat package.xml CMakeLists.txt; find msg srv -type f | LC_ALL=C sort | xargs cat; \
-    printf '%s\n' "$VENV" "${BUILD_PINS[@]}"; } | sha256sum | cut -d' ' -f1)"
-if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$hash" ]] && "$PY" -c 'import kinesis_msgs.msg' 2>/dev/null; then
-    say "kinesis_msgs up to date"
-else
-    say "building kinesis_msgs into $VENV (build dir build/kinesis_msgs)"
+# 4. Build and install each interface package unless its stamp matches the sources.
+build_interfaces() {  # build_interfaces NAME SOURCE_DIR
+    local name="$1" src="$2" build="$REPO/build/$1" stamp="$VENV/share/$1/build_stamp.sha256" hash start log
+    hash="$(cd "$src" && { cat package.xml CMakeLists.txt; find msg srv -type f 2>/dev/null | LC_ALL=C sort | xargs cat; \
+        printf '%s\n' "$VENV" "${BUILD_PINS[@]}"; } | sha256sum | cut -d' ' -f1)"
+    if [[ -f "$stamp" && "$(cat "$stamp")" == "$hash" ]] && "$PY" -c "import $name.srv" 2>/dev/null; then
+        say "$name up to date"
+        return
+    fi
+    say "building $name into $VENV (build dir build/$name)"
     start=$SECONDS
     # A build dir configured for another venv cannot be reused.
-    if [[ -f "$BUILD/CMakeCache.txt" ]] && ! grep -qx "CMAKE_INSTALL_PREFIX:PATH=$VENV" "$BUILD/CMakeCache.txt"; then
-        rm -rf "$BUILD"
+    if [[ -f "$build/CMakeCache.txt" ]] && ! grep -qx "CMAKE_INSTALL_PREFIX:PATH=$VENV" "$build/CMakeCache.txt"; then
+        rm -rf "$build"
     fi
-    mkdir -p "$BUILD"
-    log="$BUILD/build.log"
-    export AMENT_PREFIX_PATH="$VENV" PATH="$VENV/bin:$PATH"
-    if ! { cmake -S "$PKG" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF \
-            -DCMAKE_PREFIX_PATH="$VENV" -DCMAKE_INSTALL_PREFIX="$VENV" -DPython3_EXECUTABLE="$PY" \
-            && cmake --build "$BUILD" --target install -- -j"$(nproc)"; } >"$log" 2>&1; then
+    mkdir -p "$build"
+    log="$build/build.log"
+    if ! { AMENT_PREFIX_PATH="$VENV" PATH="$VENV/bin:$PATH" cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release \
+            -DBUILD_TESTING=OFF -DCMAKE_PREFIX_PATH="$VENV" -DCMAKE_INSTALL_PREFIX="$VENV" -DPython3_EXECUTABLE="$PY" \
+            && AMENT_PREFIX_PATH="$VENV" PATH="$VENV/bin:$PATH" cmake --build "$build" --target install -- -j"$(nproc)"; } >"$log" 2>&1; then
         tail -n 30 "$log" >&2
-        die "kinesis_msgs build failed (full log: $log)"
+        die "$name build failed (full log: $log)"
     fi
-    "$PY" -c 'import kinesis_msgs.msg, kinesis_msgs.srv' \
-        || die "kinesis_msgs built but does not import from $VENV"
-    echo "$hash" >"$STAMP"
-    say "kinesis_msgs built in $((SECONDS - start)) s"
-fi
+    "$PY" -c "import $name.srv" || die "$name built but does not import from $VENV"
+    echo "$hash" >"$stamp"
+    say "$name built in $((SECONDS - start)) s"
+}
+build_interfaces kinesis_msgs "$PKG"
+build_interfaces composition_interfaces "$REPO/third_party/composition_interfaces"  # not among the PyPI wheels
 
 # 5. Register the repo's ament_python packages in the venv's ament index.
 INDEX="$VENV/share/ament_index/resource_index/packages"

@@ -2,7 +2,7 @@
 # Set up everything KINESIS needs, from scratch and idempotently (a second run takes a second):
 #   1. Debian packages: cmake, g++ (kinesis_msgs build), libosmesa6 (offscreen rendering)
 #   2. .venv with the pinned Python dependencies (requirements*.txt) and this repo, editable
-#   3. kinesis_msgs built and installed into .venv (scripts/build_msgs.sh)
+#   3. kinesis_msgs and composition_interfaces built and installed into .venv (scripts/build_msgs.sh)
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

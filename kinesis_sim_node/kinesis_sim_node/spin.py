@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable, Sequence
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.experimental import EventsExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
@@ -40,11 +40,12 @@ def executor_name() -> str:
 
 def spin_node(make_node: Callable[[], Node], name: str, args: list[str] | None = None) -> int:
     """Run a node until SIGINT, SIGTERM or shutdown; a bad parameter or file is one error line and status 2."""
-    return spin_nodes((make_node,), name, args)
+    return spin_nodes(lambda executor: [make_node()], name, args)
 
 
-def spin_nodes(makers: Sequence[Callable[[], Node]], name: str, args: list[str] | None = None) -> int:
-    """Run several nodes in this process with one executor (ROS 2 composition), as ``spin_node``."""
+def spin_nodes(build: Callable[[Executor], Sequence[Node]], name: str, args: list[str] | None = None) -> int:
+    """Run the nodes ``build(executor)`` returns in this process with one executor, as ``spin_node``
+    (a component container builds more nodes into that executor later)."""
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -53,10 +54,10 @@ def spin_nodes(makers: Sequence[Callable[[], Node]], name: str, args: list[str] 
         with rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
             try:
                 executor = EXECUTORS[executor_name()]()
-                nodes.extend(make() for make in makers)
+                nodes.extend(build(executor))
             except (ValueError, OSError) as error:  # say what is wrong, without a traceback
                 print(f"{name}: error: {error}", file=sys.stderr)
-                _close(nodes)
+                close_nodes(nodes)
                 return 2
             gc.freeze()  # the start-up objects never die: later collections skip them (no long pauses)
             try:
@@ -66,12 +67,13 @@ def spin_nodes(makers: Sequence[Callable[[], Node]], name: str, args: list[str] 
                     executor.spin_once(timeout_sec=SPIN_TIMEOUT_S)
             finally:
                 executor.shutdown()
-                _close(nodes)
+                close_nodes(nodes)
     except ExternalShutdownException:
         pass
     return 0
 
 
-def _close(nodes: Sequence[Node]) -> None:
+def close_nodes(nodes: Sequence[Node]) -> None:
+    """Call each node's ``close`` (if it has one: nodes with threads stop them there)."""
     for node in nodes:
         getattr(node, "close", lambda: None)()
