@@ -127,8 +127,17 @@ def test_message_round_trip(ros, type_name):
         _spin_until(executor, child,
                     lambda: pub.get_subscription_count() > 0 and sub.get_publisher_count() > 0,
                     f"{type_name} topics to match")
-        pub.publish(sent)
-        _spin_until(executor, child, lambda: received, f"{type_name} echo")
+        # Matched on this side does not mean the echo's writer has matched this reader yet: publish again
+        # until the echo comes back (a volatile message sent before that match is dropped).
+        last = [-1.0]
+
+        def echoed() -> bool:
+            if not received and time.monotonic() - last[0] > 0.5:
+                pub.publish(sent)
+                last[0] = time.monotonic()
+            return bool(received)
+
+        _spin_until(executor, child, echoed, f"{type_name} echo")
     finally:
         node.destroy_publisher(pub)
         node.destroy_subscription(sub)
