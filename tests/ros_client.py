@@ -4,10 +4,26 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
+
+from kinesis.launch import private_ros_environment
+
+
+@contextmanager
+def private_domain(domains: range) -> Iterator[int]:
+    """A random private localhost ROS domain of ``domains`` in os.environ (for the children this process
+    starts), restored at exit; yields its id."""
+    domain_id, env = private_ros_environment(domains)
+    with pytest.MonkeyPatch.context() as mp:
+        for key in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE"):
+            mp.setenv(key, env[key])
+        yield domain_id
 
 
 class RosTestClient:

@@ -13,14 +13,12 @@ import sys
 import time
 
 import pytest
-import rclpy
 from builtin_interfaces.msg import Time
-from rclpy.executors import SingleThreadedExecutor
 from std_msgs.msg import Header
 
-from kinesis.launch import private_ros_environment
 from kinesis_msgs.msg import MuscleCommand, MuscleState, ReferenceMotion, SimState, TrackingStatus
 from kinesis_msgs.srv import Reset, Step
+from ros_client import RosTestClient, private_domain
 
 pytestmark = pytest.mark.ros
 
@@ -88,24 +86,18 @@ SAMPLES = {
 @pytest.fixture(scope="module")
 def ros():
     """(executor, node, child): a fresh context on a private domain, with the echo child running."""
-    domain_id, env = private_ros_environment(range(1, 100))
-    with pytest.MonkeyPatch.context() as mp:
-        for key in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE"):
-            mp.setenv(key, env[key])
+    with private_domain(range(1, 100)) as domain_id:
         child = subprocess.Popen([sys.executable, "-c", ECHO_NODE],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        context = rclpy.Context()
         try:
-            rclpy.init(context=context, domain_id=domain_id)
-            node = rclpy.create_node("kinesis_msgs_test", context=context)
-            executor = SingleThreadedExecutor(context=context)
-            executor.add_node(node)
-            yield executor, node, child
+            client = RosTestClient("kinesis_msgs_test", domain_id, {}, TIMEOUT_S)
+            try:
+                yield client.executor, client.node, child
+            finally:
+                client.close()
         finally:
             child.kill()
             child.communicate(timeout=TIMEOUT_S)
-            if context.ok():
-                rclpy.shutdown(context=context)
 
 
 def _spin_until(executor, child, done, what: str) -> None:

@@ -20,11 +20,11 @@ import pytest
 from builtin_interfaces.msg import Time
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-from kinesis.launch import private_ros_environment
 from kinesis_sim_node import foxglove_scene, rviz_markers
 from kinesis_sim_node.ros_channels import ros2msg_definition, type_name
 from kinesis_tasks import load_embodiment
 from kinesis_tasks.scene import SceneLayout, Shape, build_scene, set_pose
+from ros_client import RosTestClient, private_domain
 
 TIMEOUT_S = 20.0
 
@@ -123,22 +123,12 @@ def test_ros2msg_definition_lists_nested_types():
 @pytest.fixture(scope="module")
 def ros():
     """(executor, node) on a private domain; viz children see the same environment."""
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-
-    domain_id, env = private_ros_environment(range(100, 200))
-    with pytest.MonkeyPatch.context() as mp:
-        for key in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE"):
-            mp.setenv(key, env[key])
-        context = rclpy.Context()
-        rclpy.init(context=context, domain_id=domain_id)
+    with private_domain(range(100, 200)) as domain_id:
+        client = RosTestClient("viz_test", domain_id, {}, TIMEOUT_S)
         try:
-            node = rclpy.create_node("viz_test", context=context)
-            executor = SingleThreadedExecutor(context=context)
-            executor.add_node(node)
-            yield executor, node
+            yield client.executor, client.node
         finally:
-            rclpy.shutdown(context=context)
+            client.close()
 
 
 def start_viz(*params: str) -> subprocess.Popen:
