@@ -17,10 +17,12 @@ SUBCOMMAND_MODULES = (
     "kinesis.demo_cli",
     "kinesis.motions_cli",
     "kinesis.eval_cli",
+    "kinesis.view_cli",
     "kinesis.train_cli",
     "kinesis.checkpoint_cli",
     "kinesis.launch_cli",
     "kinesis.teleop",
+    "kinesis.assets_cli",
     "kinesis.bench",
 )
 

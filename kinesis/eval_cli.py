@@ -28,7 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("eval", help="evaluate a policy on a motion library or a task's goals",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", type=Path, default=None,
-                        help="model.pth to evaluate (default: the zero-action baseline)")
+                        help="model.pth, or kinesis:NAME for an official one (kinesis assets fetch), to evaluate "
+                             "(default: the zero-action baseline)")
     parser.add_argument("--motions", default="default:test",
                         help="LIBRARY[:SPLIT]: 'default', a library .npz file or folder, optional split (default default:test)")
     parser.add_argument("--embodiment", default=None,
@@ -80,6 +81,10 @@ def _policy_factory(args: argparse.Namespace):
 
     if args.workers < 1:
         raise ValueError(f"--workers must be >= 1, got {args.workers}")
+    if args.checkpoint is not None:
+        from kinesis_tasks.assets import resolve_checkpoint
+
+        args.checkpoint = resolve_checkpoint(args.checkpoint)  # kinesis:NAME -> the file of `kinesis assets fetch`
     if args.checkpoint is not None and not args.checkpoint.is_file():
         raise FileNotFoundError(f"--checkpoint {args.checkpoint}: file not found")
     return ZeroPolicy() if args.checkpoint is None else CheckpointPolicy(str(args.checkpoint), args.weights)

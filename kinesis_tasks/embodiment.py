@@ -29,6 +29,7 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
+from kinesis_tasks.assets import is_asset_embodiment, load_assets_config, resolve_embodiment
 from kinesis_tasks.config import load_config
 
 #: Tracked bodies, in the order of reference keypoints and task observations.
@@ -69,27 +70,33 @@ def physics_defaults() -> tuple[float, int]:
 
 
 def load_embodiment(name_or_path: str | Path) -> mujoco.MjModel:
-    """Compile an embodiment by name (``legs``, ``legs_abs``, ``legs_back``) or MJCF path.
+    """Compile an embodiment by name (``legs``, ``legs_abs``, ``legs_back``; ``kinesis-v1``: the official
+    KINESIS MJCF of ``kinesis assets fetch``) or MJCF path.
 
     The returned model has ``opt.timestep`` set to the physics timestep
     (1/150 s by default); one control step is ``physics_defaults()[1]`` steps.
 
     Raises:
         ValueError: unknown name (the message lists the valid names).
-        FileNotFoundError: a path that does not exist.
+        FileNotFoundError: a path that does not exist; ``kinesis_tasks.assets.AssetsMissingError`` for an
+            official embodiment that was not fetched.
     """
     timestep, _ = physics_defaults()
     name = str(name_or_path)
     builtins = builtin_embodiments()
     if name in builtins:
         model = _compile_builtin(name)
+    elif is_asset_embodiment(name):  # official KINESIS MJCF (kinesis-v1), fetched by `kinesis assets fetch`
+        model = mujoco.MjModel.from_xml_path(str(resolve_embodiment(name)))
     elif name.endswith(".xml") or Path(name).exists():
         path = Path(name).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"embodiment MJCF file not found: {path}")
         model = mujoco.MjModel.from_xml_path(str(path))
     else:
-        raise ValueError(f"unknown embodiment {name!r}: use one of {sorted(builtins)} or a path to an MJCF .xml file")
+        raise ValueError(f"unknown embodiment {name!r}: use one of {sorted(builtins)}, an official one fetched by "
+                         f"`kinesis assets fetch` ({', '.join(sorted(load_assets_config().embodiments))}) or a path to an "
+                         "MJCF .xml file")
     model.opt.timestep = timestep
     return model
 

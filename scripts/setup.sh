@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up everything KINESIS needs, from scratch and idempotently (a second run takes a second):
-#   1. Debian packages: cmake, g++ (kinesis_msgs build), libosmesa6 (offscreen rendering)
+#   1. Debian packages: cmake, g++ (kinesis_msgs build), libosmesa6 (offscreen rendering), xvfb and X11/GL libraries (kinesis view)
 #   2. .venv with the pinned Python dependencies (requirements*.txt) and this repo, editable
 #   3. kinesis_msgs and composition_interfaces built and installed into .venv (scripts/build_msgs.sh)
 set -euo pipefail
@@ -10,6 +10,8 @@ VENV="${VENV:-$REPO/.venv}"
 [[ "$VENV" = /* ]] || VENV="$PWD/$VENV"  # absolute: some steps run from other folders
 PYTHON="${PYTHON:-python3}"
 APT_PACKAGES=(cmake make g++ python3-dev libosmesa6)
+# kinesis view: MuJoCo's viewer (the glfw wheel's libglfw loads X11 and GLX at run time) and Xvfb for headless use
+APT_PACKAGES+=(xvfb xauth libx11-6 libgl1 libglx-mesa0 libgl1-mesa-dri libxrandr2 libxinerama1 libxcursor1 libxi6)
 say() { echo "setup: $*"; }
 
 # 1. System packages.

@@ -19,6 +19,8 @@ from typing import Any
 
 import torch
 
+from kinesis_tasks.assets import resolve_checkpoint
+
 from kinesis_training.networks import Critic
 from kinesis_training.policies import Actor, GaussianActor, LatticeActor, MoEActor
 from kinesis_training.ppo import PPOConfig
@@ -114,7 +116,7 @@ def build_modules(spec: PolicySpec) -> tuple[Actor, Critic]:
 
 
 def _read(path: str | os.PathLike) -> dict[str, Any]:
-    path = Path(path)
+    path = resolve_checkpoint(path)  # kinesis:NAME -> the file of `kinesis assets fetch`; other paths unchanged
     if not path.is_file():
         raise ValueError(f"checkpoint file {path} does not exist")
     data = torch.load(path, map_location="cpu", weights_only=True)
