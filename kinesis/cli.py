@@ -20,6 +20,7 @@ SUBCOMMAND_MODULES = (
     "kinesis.view_cli",
     "kinesis.train_cli",
     "kinesis.checkpoint_cli",
+    "kinesis.emg_cli",
     "kinesis.launch_cli",
     "kinesis.teleop",
     "kinesis.assets_cli",
