@@ -14,7 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     commands = parser.add_subparsers(dest="motions_command", metavar="SUBCOMMAND", required=True)
 
     listing = commands.add_parser("list", help="list the motions of a library",
-                                  description="List name, duration, frames and text label of each motion.")
+                                  description="List name, split, duration, frames and text label of each motion.")
     listing.add_argument("library", nargs="?", default="default", metavar="LIB[:split]",
                          help="library path or 'default', optionally ':train' or ':test' (default: default)")
     listing.set_defaults(func=_list)
@@ -64,12 +64,18 @@ def _split_library(spec: str) -> tuple[str, str | None]:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from kinesis_tasks.motions import load_library
+    from kinesis_tasks.motions import library_splits, load_library
 
     library, split = _split_library(args.library)
     motions = load_library(library, split=split)
+    splits: dict[str, list[str]] = {}
+    for name, members in library_splits(library).items():
+        for member in members:
+            splits.setdefault(member, []).append(name)
+    print(f"{'name':40s} {'split':8s} {'duration':>8s} {'frames':>6s}  text")
     for motion in motions.values():
-        print(f"{motion.name:40s} {motion.duration:6.2f} s {motion.num_frames:5d} frames  {motion.text}")
+        where = ",".join(splits.get(motion.name, [])) or "-"
+        print(f"{motion.name:40s} {where:8s} {motion.duration:6.2f} s {motion.num_frames:6d}  {motion.text}")
     print(f"{len(motions)} motions in {args.library}")
     return 0
 

@@ -267,9 +267,9 @@ def assert_no_orphans(pids: dict[str, int]) -> None:
     assert group_members(set(pids.values())) == []
 
 
-def run_launch(path: Path, *arguments: str, env: dict | None = None) -> tuple[int, str, float]:
+def run_launch(path: Path, *arguments: str, env: dict | None = None, timeout: float = TIMEOUT_S) -> tuple[int, str, float]:
     start = time.monotonic()
-    result = subprocess.run([*RUNNER, str(path), *arguments], capture_output=True, text=True, timeout=TIMEOUT_S, env=env)
+    result = subprocess.run([*RUNNER, str(path), *arguments], capture_output=True, text=True, timeout=timeout, env=env)
     return result.returncode, result.stdout + result.stderr, time.monotonic() - start
 
 
@@ -386,3 +386,39 @@ launch:
         runner.communicate(timeout=TIMEOUT_S)
     assert_no_orphans(started_pids("\n".join(lines)))
 
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_recorded_launch_run_holds_the_commands_and_the_text_feedback(tmp_path):
+    """`kinesis launch text_to_motion record:=...`: the MCAP holds what the stack published, the muscle
+    commands and the text node's answer included, each with its ROS 2 schema."""
+    import json
+
+    from mcap.reader import make_reader
+    from rclpy.serialization import deserialize_message
+    from std_msgs.msg import String
+
+    from kinesis_msgs.msg import MuscleCommand
+
+    path = tmp_path / "run.mcap"
+    _, env = private_ros_environment(range(1, 100))
+    status, output, _ = run_launch(launch_file.resolve_launch_file("text_to_motion"), "headless:=true", "duration:=30",
+                                   f"record:={path}", "text:=walk forward slowly", "clock:=lockstep", env=env,
+                                   timeout=120.0)
+    assert status == 0, output
+    with open(path, "rb") as stream:
+        reader = make_reader(stream)
+        summary = reader.get_summary()
+        counts = {summary.channels[c].topic: n for c, n in summary.statistics.channel_message_counts.items()}
+        schemas = {c.topic: (summary.schemas[c.schema_id].name, summary.schemas[c.schema_id].encoding,
+                             c.message_encoding) for c in summary.channels.values()}
+        commands = [deserialize_message(m.data, MuscleCommand)
+                    for _, _, m in reader.iter_messages(topics=["/kinesis/muscle_command"])]
+        feedback = [json.loads(deserialize_message(m.data, String).data)
+                    for _, _, m in reader.iter_messages(topics=["/text_feedback"])]
+    assert counts["/kinesis/muscle_command"] >= 10 and counts["/kinesis/sim_state"] >= 10, (counts, output)
+    assert schemas["/kinesis/muscle_command"] == ("kinesis_msgs/msg/MuscleCommand", "ros2msg", "cdr")
+    assert schemas["/text_feedback"] == ("std_msgs/msg/String", "ros2msg", "cdr")
+    assert {c.embodiment for c in commands} == {"legs"} and all(len(c.values) == 80 for c in commands)
+    assert feedback[-1]["prompt"] == "walk forward slowly" and feedback[-1]["ok"], feedback

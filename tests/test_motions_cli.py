@@ -9,6 +9,10 @@ def test_list_show_and_split(capsys):
     assert main(["motions", "list", "default:test"]) == 0
     out = capsys.readouterr().out
     assert "gaitanalysis_turn_right" in out and "5 motions in default:test" in out
+    assert main(["motions", "list"]) == 0
+    rows = {line.split()[0]: line.split()[1] for line in capsys.readouterr().out.splitlines()[1:-1]}
+    assert len(rows) == 21 and rows["myosuite_stop"] == "test" and rows["stand_still"] == "train"
+    assert sorted(rows.values()).count("test") == 5
     assert main(["motions", "show", "myosuite_walk_slow_a"]) == 0
     out = capsys.readouterr().out
     assert "walk forward slowly" in out and "split            train" in out and "0.75 m/s" in out

@@ -159,10 +159,11 @@ def spin_until(executor, child, done, what: str) -> None:
 
 
 def publishers(node):
-    from geometry_msgs.msg import PointStamped
+    from geometry_msgs.msg import PointStamped, Twist
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from std_msgs.msg import String
 
-    from kinesis_msgs.msg import ReferenceMotion, SimState, TrackingStatus
+    from kinesis_msgs.msg import MuscleCommand, ReferenceMotion, SimState, TrackingStatus
 
     latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
     return {
@@ -170,6 +171,10 @@ def publishers(node):
         "/kinesis/reference_motion": node.create_publisher(ReferenceMotion, "/kinesis/reference_motion", 10),
         "/kinesis/tracking": node.create_publisher(TrackingStatus, "/kinesis/tracking", 10),
         "/clicked_point": node.create_publisher(PointStamped, "/clicked_point", 10),
+        "/kinesis/muscle_command": node.create_publisher(MuscleCommand, "/kinesis/muscle_command", 10),
+        "/cmd_vel": node.create_publisher(Twist, "/cmd_vel", 10),
+        "/text_command": node.create_publisher(String, "/text_command", 10),
+        "/text_feedback": node.create_publisher(String, "/text_feedback", latched),
     }
 
 
@@ -247,12 +252,13 @@ def test_foxglove_client_receives_the_scene(ros, legs):
 
 @pytest.mark.ros
 def test_mcap_records_topics_and_scene(ros, legs, tmp_path):
-    from geometry_msgs.msg import Point, PointStamped
+    from geometry_msgs.msg import Point, PointStamped, Twist, Vector3
     from mcap.reader import make_reader
     from rclpy.serialization import deserialize_message
+    from std_msgs.msg import String
     from visualization_msgs.msg import MarkerArray
 
-    from kinesis_msgs.msg import ReferenceMotion, SimState, TrackingStatus
+    from kinesis_msgs.msg import MuscleCommand, ReferenceMotion, SimState, TrackingStatus
 
     executor, node = ros
     path = tmp_path / "run.mcap"
@@ -263,6 +269,12 @@ def test_mcap_records_topics_and_scene(ros, legs, tmp_path):
     states = [sim_state(legs, step, activation=0.25) for step in range(3)]
     reference = ReferenceMotion(name="walk", fps=30.0, body_names=["root"], num_frames=2,
                                 keypoints=[0.0, 0.0, 1.0, 0.1, 0.0, 1.0])
+    # What the rest of the stack publishes: a policy's command, a teleop Twist, a text prompt and its answer.
+    others = {"/kinesis/muscle_command": MuscleCommand(embodiment="legs", mode="direct", state_step=2,
+                                                       values=[0.5] * legs.nu),
+              "/cmd_vel": Twist(linear=Vector3(x=1.0), angular=Vector3(z=0.25)),
+              "/text_command": String(data="walk in a circle counterclockwise"),
+              "/text_feedback": String(data='{"prompt": "walk in a circle counterclockwise", "ok": true}')}
     try:
         spin_until(executor, child, lambda: all(p.get_subscription_count() > 0 for p in pubs.values()), "match")
         data = mujoco.MjData(legs)
@@ -272,6 +284,8 @@ def test_mcap_records_topics_and_scene(ros, legs, tmp_path):
             pubs["/kinesis/sim_state"].publish(state)
             spin_until(executor, child, lambda: markers and _points(markers[-1], "keypoints")[0][0] == root_x,
                        f"markers of step {state.step}")
+        for topic, msg in others.items():
+            pubs[topic].publish(msg)
         pubs["/kinesis/reference_motion"].publish(reference)
         pubs["/kinesis/tracking"].publish(TrackingStatus(motion="walk", frame=1, mpjpe_mm=12.5))
         pubs["/clicked_point"].publish(PointStamped(point=Point(x=1.0, y=2.0, z=0.0)))
@@ -293,10 +307,19 @@ def test_mcap_records_topics_and_scene(ros, legs, tmp_path):
                              c.message_encoding) for c in summary.channels.values()}
         recorded = [deserialize_message(message.data, SimState)
                     for _, channel, message in reader.iter_messages(topics=["/kinesis/sim_state"])]
+        types = {"/kinesis/muscle_command": MuscleCommand, "/cmd_vel": Twist, "/text_command": String,
+                 "/text_feedback": String}
+        received = {channel.topic: deserialize_message(message.data, types[channel.topic])
+                    for _, channel, message in reader.iter_messages(topics=list(types))}
     assert {k: v for k, v in counts.items() if not k.startswith("/kinesis/scene") and "transforms" not in k} == {
-        "/kinesis/sim_state": 3, "/kinesis/reference_motion": 1, "/kinesis/tracking": 1, "/clicked_point": 1}
+        "/kinesis/sim_state": 3, "/kinesis/reference_motion": 1, "/kinesis/tracking": 1, "/clicked_point": 1,
+        "/kinesis/muscle_command": 1, "/cmd_vel": 1, "/text_command": 1, "/text_feedback": 1}
     assert counts["/kinesis/scene"] >= 1 and counts["/kinesis/transforms"] >= 1
     assert schemas["/kinesis/sim_state"] == ("kinesis_msgs/msg/SimState", "ros2msg", "cdr")
     assert schemas["/clicked_point"] == ("geometry_msgs/msg/PointStamped", "ros2msg", "cdr")
+    assert schemas["/kinesis/muscle_command"] == ("kinesis_msgs/msg/MuscleCommand", "ros2msg", "cdr")
+    assert schemas["/cmd_vel"] == ("geometry_msgs/msg/Twist", "ros2msg", "cdr")
+    assert schemas["/text_command"] == schemas["/text_feedback"] == ("std_msgs/msg/String", "ros2msg", "cdr")
+    assert received == others
     assert schemas["/kinesis/scene"] == ("foxglove.SceneUpdate", "protobuf", "protobuf")
     assert recorded == states

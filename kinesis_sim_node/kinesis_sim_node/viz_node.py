@@ -5,8 +5,9 @@ Keeps a kinematic copy of the embodiment (or of its ``scene``, as the sim node's
 e.g. the soccer ball, goal and keeper), poses it from every /kinesis/sim_state and publishes
 /kinesis/markers (MarkerArray, frame "world") at ``rate_hz``, when something changed or at least
 once a second. With ``foxglove`` it serves ws://127.0.0.1:<port>; with ``record`` it writes every
-topic it subscribes (as CDR with ros2msg schemas) plus the scene (/kinesis/scene,
-/kinesis/transforms) into one MCAP file, closed cleanly on SIGINT/SIGTERM.
+topic of the stack (``TOPICS``: states, commands, goals, text commands and their feedback; as CDR with
+ros2msg schemas) plus the scene (/kinesis/scene, /kinesis/transforms) into one MCAP file, closed
+cleanly on SIGINT/SIGTERM. Without a sink only the drawn topics are subscribed.
 """
 
 from __future__ import annotations
@@ -20,14 +21,15 @@ import mujoco
 import numpy as np
 import rclpy
 from foxglove.channels import FrameTransformsChannel, SceneUpdateChannel
-from geometry_msgs.msg import PointStamped
+from geometry_msgs.msg import PointStamped, Twist
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import JointState
+from std_msgs.msg import String
 from visualization_msgs.msg import MarkerArray
 
-from kinesis_msgs.msg import MuscleState, ReferenceMotion, SimState, TrackingStatus
+from kinesis_msgs.msg import MuscleCommand, MuscleState, ReferenceMotion, SimState, TrackingStatus
 from kinesis_sim_node import foxglove_scene, ros_channels, rviz_markers, scenes
 from kinesis_tasks.scene import SceneLayout, build_scene, reference_frame, set_pose
 from kinesis_sim_node.spin import spin_node
@@ -36,11 +38,18 @@ SIM_STATE = "/kinesis/sim_state"
 REFERENCE = "/kinesis/reference_motion"
 TRACKING = "/kinesis/tracking"
 GOAL_TOPICS = ("/goal_point", "/clicked_point", "/kick_target")
-#: Every subscribed topic and its type; all are recorded, the ones with handlers are also drawn.
+TEXT_FEEDBACK = "/text_feedback"
+#: Every topic the stack uses and its type: all are recorded (and served), the ones with handlers also drawn.
+#: Simulation (sim_node), control (policy_node), goals (reference motion, points, Twist, text) and the
+#: text-to-motion node's answers, so that a recorded run can be analysed or replayed.
 TOPICS = {
     SIM_STATE: SimState, "/joint_states": JointState, "/kinesis/muscle_state": MuscleState,
-    REFERENCE: ReferenceMotion, TRACKING: TrackingStatus, **{topic: PointStamped for topic in GOAL_TOPICS},
+    "/kinesis/muscle_command": MuscleCommand, REFERENCE: ReferenceMotion, TRACKING: TrackingStatus,
+    **{topic: PointStamped for topic in GOAL_TOPICS}, "/cmd_vel": Twist, "/text_command": String,
+    TEXT_FEEDBACK: String,
 }
+#: Topics published latched (transient local): subscribed with LATCHED_QOS to get the last message on joining.
+LATCHED_TOPICS = (SIM_STATE, TEXT_FEEDBACK)
 SCENE_TOPIC, TRANSFORMS_TOPIC, MARKERS_TOPIC = "/kinesis/scene", "/kinesis/transforms", "/kinesis/markers"
 #: Reliable subscriptions match reliable publishers of any durability; the sim state is latched.
 LATCHED_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -85,7 +94,7 @@ class VizNode(Node):
         handlers.update({topic: partial(self.on_goal, topic) for topic in GOAL_TOPICS})
         for topic, msg_type in TOPICS.items():
             if topic in handlers or topic in self.ros_channels:
-                qos = LATCHED_QOS if topic == SIM_STATE else STREAM_QOS
+                qos = LATCHED_QOS if topic in LATCHED_TOPICS else STREAM_QOS
                 callback = partial(self.on_message, topic, msg_type, handlers.get(topic))
                 self.create_subscription(msg_type, topic, callback, qos, raw=True)
         self.marker_pub = self.create_publisher(MarkerArray, MARKERS_TOPIC, 10)
