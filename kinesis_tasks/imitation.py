@@ -18,7 +18,8 @@ Steps 2 to 4 are one compiled call (``kernels.imitation_step_into``) made of the
 Observation sizes (float32): 309 for the KINESIS v1 MJCF (16 bodies, 7 tracked), 504 for ``legs``
 (29 bodies, 7 tracked), 513 for ``legs_abs`` and ``legs_back`` (29 bodies, 8 tracked: head after root).
 
-Initial state: the motion's qpos at the start frame when it carries one for this embodiment (qvel by
+Initial state (``initial_pose.InitialStates``, shared with the policy node, which resets the simulation to
+it over ROS): the motion's qpos at the start frame when it carries one for this embodiment (qvel by
 forward difference with ``mj_differentiatePos``), otherwise a least-squares IK fit to the keypoints
 (``initial_pose``; qvel from the fits of the start frame and the next), cached per (motion, frame).
 Activations start at zero.
@@ -36,7 +37,7 @@ import numpy as np
 from kinesis_tasks import kernels, observations, rewards
 from kinesis_tasks.config import load_config
 from kinesis_tasks.embodiment import builtin_embodiments, load_embodiment
-from kinesis_tasks.initial_pose import PoseFitter
+from kinesis_tasks.initial_pose import InitialStates
 from kinesis_tasks.motions import HEAD_BODY, ReferenceMotion, load_library
 from kinesis_tasks.sim import MuscleSim
 
@@ -211,8 +212,7 @@ class ImitationEnv(gym.Env):
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (self.layout.full_size,), np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (self.model.nu,), np.float32)
         self._tracks: dict[str, MotionTrack] = {}
-        self._fitter: PoseFitter | None = None
-        self._fitted: dict[tuple[str, int], np.ndarray] = {}
+        self._initial_states = InitialStates(self.model, self.layout.tracked_names)
         self._weights: np.ndarray | None = None
         self._track: MotionTrack | None = None
         self._start = 0
@@ -263,23 +263,11 @@ class ImitationEnv(gym.Env):
 
     def fitted_qpos(self, name: str, frame: int) -> np.ndarray:
         """IK-fitted qpos [nq] for frame ``frame`` of motion ``name`` (cached)."""
-        key = (name, int(frame))
-        if key not in self._fitted:
-            if self._fitter is None:
-                self._fitter = PoseFitter(self.model, self.layout.tracked_names)
-            self._fitted[key] = self._fitter.fit(self._prepared(name).keypoints[frame])
-        return self._fitted[key]
+        return self._initial_states.fitted_qpos(self._prepared(name), frame)
 
     def initial_state(self, name: str, frame: int) -> tuple[np.ndarray, np.ndarray]:
         """(qpos [nq], qvel [nv]) at frame ``frame`` of motion ``name`` (see the module docstring)."""
-        track = self._prepared(name)
-        if track.qpos is not None:
-            q0, q1 = track.qpos[frame], track.qpos[frame + 1]
-        else:
-            q0, q1 = self.fitted_qpos(name, frame), self.fitted_qpos(name, frame + 1)
-        qvel = np.empty(self.model.nv)
-        mujoco.mj_differentiatePos(self.model, qvel, 1.0 / track.fps, q0, q1)
-        return q0.copy(), qvel
+        return self._initial_states(self._prepared(name), frame)
 
     # --- gymnasium API --------------------------------------------------------------------------
 

@@ -13,11 +13,17 @@ the highest tracked bodies on each side). It minimises the tracked-body position
 Tikhonov term that keeps poorly observed joints (subtalar, hip rotation) near ``qpos0``; joints stay in
 their ranges. ``scipy.optimize.least_squares`` drives ``mujoco.mj_kinematics``. The result depends only on
 the keypoints, so it can be cached per (motion, frame).
+
+``InitialStates(model, tracked)`` is the one implementation of a motion's initial state, shared by
+``ImitationEnv`` (offline training and ``kinesis eval``) and the policy node (which resets the simulation
+to it over ROS at every motion start): (qpos, qvel) at frame f is the motion's own qpos at f when it
+carries one for this embodiment, else the fit above, and qvel the forward difference to frame f + 1
+(``mujoco.mj_differentiatePos`` over 1 / fps). Fits are cached per (motion name, frame).
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Protocol, Sequence
 
 import mujoco
 import numpy as np
@@ -25,6 +31,50 @@ from scipy.optimize import least_squares
 
 #: Weight of the joint-angle regulariser, m per rad: 1 rad away from qpos0 costs as much as 1 cm of error.
 REGULARISATION = 0.01
+
+
+class MotionFrames(Protocol):
+    """What ``InitialStates`` reads of a motion prepared for one embodiment (``imitation.MotionTrack``)."""
+
+    name: str
+    fps: float
+    keypoints: np.ndarray  # [T, K, 3] the tracked bodies, in the fitter's order
+    qpos: np.ndarray | None  # [T, nq] when the motion carries one for this embodiment
+
+
+class InitialStates:
+    """(qpos [nq], qvel [nv]) of ``model`` at a frame of a motion; IK fits (``PoseFitter`` on the bodies
+    ``tracked``) cached per (motion name, frame). A cached fit is used again only for the same keypoints, so
+    a new motion that reuses a name (a generated one, say) is fitted anew."""
+
+    def __init__(self, model: mujoco.MjModel, tracked: Sequence[str]) -> None:
+        self.model = model
+        self.tracked = tuple(tracked)
+        self._fitter: PoseFitter | None = None
+        self._fitted: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
+
+    def fitted_qpos(self, motion: MotionFrames, frame: int) -> np.ndarray:
+        """IK-fitted qpos [nq] for ``frame`` of ``motion`` (cached; the same array on every call)."""
+        key, keypoints = (motion.name, int(frame)), motion.keypoints[frame]
+        cached = self._fitted.get(key)
+        if cached is None or not np.array_equal(cached[0], keypoints):
+            if self._fitter is None:
+                self._fitter = PoseFitter(self.model, self.tracked)
+            cached = self._fitted[key] = (np.array(keypoints), self._fitter.fit(keypoints))
+        return cached[1]
+
+    def __call__(self, motion: MotionFrames, frame: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """(qpos [nq], qvel [nv]) at ``frame`` of ``motion`` (a fresh qpos array; needs frame + 1 to exist)."""
+        if not 0 <= frame < motion.keypoints.shape[0] - 1:
+            raise ValueError(f"frame {frame} of motion {motion.name!r}: an initial state needs the frame and the next "
+                             f"(the motion has {motion.keypoints.shape[0]} frames)")
+        if motion.qpos is not None:
+            q0, q1 = motion.qpos[frame], motion.qpos[frame + 1]
+        else:
+            q0, q1 = self.fitted_qpos(motion, frame), self.fitted_qpos(motion, frame + 1)
+        qvel = np.empty(self.model.nv)
+        mujoco.mj_differentiatePos(self.model, qvel, 1.0 / motion.fps, q0, q1)
+        return np.array(q0, dtype=np.float64), qvel
 
 
 class PoseFitter:

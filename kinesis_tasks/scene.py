@@ -224,6 +224,29 @@ def reference_frame(keypoints: np.ndarray, fps: float, time_s: float) -> int:
     return int(round(time_s * fps)) % len(keypoints)
 
 
+def point_style(name: str) -> tuple[float, tuple[float, ...]]:
+    """(diameter m, RGBA) of a point set of ``POINT_SETS`` ("keypoints", "reference", "goals")."""
+    for set_name, diameter, rgba in POINT_SETS:
+        if set_name == name:
+            return diameter, rgba
+    raise ValueError(f"point set {name!r}: one of {[entry[0] for entry in POINT_SETS]}")
+
+
+def add_spheres(scene: mujoco.MjvScene, points: np.ndarray, name: str) -> int:
+    """Append one sphere per point [N, 3] to a MuJoCo render scene (user geoms after ``mjv_updateScene``)
+    in the style of the point set ``name``; returns how many fit (``scene.maxgeom`` bounds them)."""
+    diameter, rgba = point_style(name)
+    size, rgba, frame = np.array([diameter / 2, 0.0, 0.0]), np.asarray(rgba, dtype=np.float32), np.eye(3).ravel()
+    added = 0
+    for point in _points(name, points):
+        if scene.ngeom >= scene.maxgeom:
+            break
+        mujoco.mjv_initGeom(scene.geoms[scene.ngeom], mujoco.mjtGeom.mjGEOM_SPHERE, size, point, frame, rgba)
+        scene.ngeom += 1
+        added += 1
+    return added
+
+
 def matrix_to_quat(matrix: np.ndarray) -> np.ndarray:
     """Unit quaternions [N, 4] (w, x, y, z), w >= 0, from rotation matrices [N, 3, 3].
 

@@ -36,3 +36,18 @@ def at_state(model: mujoco.MjModel, qpos, qvel, act, ctrl) -> mujoco.MjData:
     data.qpos[:], data.qvel[:], data.act[:], data.ctrl[:] = qpos, qvel, act, ctrl
     mujoco.mj_forward(model, data)
     return data
+
+
+@pytest.fixture(scope="session")
+def small_checkpoint(tmp_path_factory) -> str:
+    """A freshly initialised small Lattice policy for ``legs`` (obs 504, 80 actions) as a checkpoint file: it falls
+    within a second or so, a quick stand-in for a trained policy."""
+    import torch
+
+    from kinesis_training import build_actor, build_critic, get_preset, save_checkpoint
+
+    torch.manual_seed(3)
+    preset = get_preset("small")
+    path = tmp_path_factory.mktemp("policy") / "small.pth"
+    save_checkpoint(path, build_actor("lattice", 504, 80, preset), build_critic(504, preset), epoch=0, frame=0)
+    return str(path)

@@ -5,11 +5,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import CONFORMANCE
+from kinesis.launch import private_ros_environment
 
 
-def kinesis(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kinesis.cli", *args], capture_output=True, text=True, timeout=300, cwd=cwd)
+def kinesis(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "kinesis.cli", *args], capture_output=True, text=True, timeout=300, cwd=cwd,
+                          env=env)
 
 
 def test_help_lists_subcommands():
@@ -22,6 +26,31 @@ def test_demo_prints_table_without_video():
     result = kinesis("demo", "--sim-only", "--seconds", "0.4", "--no-video")
     assert result.returncode == 0, result.stderr
     assert "80 muscles" in result.stdout and "root height" in result.stdout
+
+
+@pytest.mark.ros
+def test_demo_prints_one_row_per_motion_and_writes_mcap_and_video(tmp_path, small_checkpoint):
+    import imageio.v2 as imageio
+
+    from kinesis_tasks.motions import load_library
+
+    _, env = private_ros_environment(range(200, 232))
+    result = kinesis("demo", "--duration", "3", "--checkpoint", small_checkpoint, "--out", str(tmp_path),
+                     "--video-seconds", "2", env=dict(env, MUJOCO_GL="osmesa"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout + result.stderr
+    # The table: one row per motion, in playlist order (the small policy falls: a motion lasts a fraction of a second,
+    # so several run in 3 s, and the playlist may wrap around), and the summary of the motions run to their end.
+    names = list(load_library("default"))
+    rows = [line.split()[1] for line in result.stdout.splitlines() if line.startswith("│") and line.split()[1] in names]
+    assert len(rows) >= 2 and rows == names[:len(rows)], result.stdout
+    assert "overall: success 0/" in result.stdout and "MPJPE" in result.stdout, result.stdout
+    assert "rejected muscle command" not in out and "starts where the body is" not in out
+    assert (tmp_path / "locomotion.mcap").stat().st_size > 0
+    video = tmp_path / "locomotion.mp4"
+    assert f"video: {video.resolve()}" in result.stdout.replace("\n", ""), result.stdout
+    frames = imageio.mimread(video)
+    assert 20 <= len(frames) <= 30 and frames[0].shape == (360, 480, 3)  # 2 s at 15 fps (the viz may miss a state)
 
 
 def test_checkpoint_info_names_kind_and_sizes():

@@ -156,9 +156,23 @@ def test_pause_step_and_reset_services(lockstep):
     qpos[2] += 0.05
     lockstep.states.clear()
     assert lockstep.call(Reset, "/sim_node/reset", Reset.Request(motion="walk", qpos=qpos.tolist(), seed=3)).success
-    assert_array_equal(np.asarray(lockstep.wait_state(0).qpos), qpos)
-    refused = lockstep.call(Reset, "/sim_node/reset", Reset.Request(motion="", qpos=[0.0] * 3, seed=-1))
-    assert refused.success is False and "qpos" in refused.message
+    state = lockstep.wait_state(0)
+    assert_array_equal(np.asarray(state.qpos), qpos)
+    assert not np.any(state.qvel)  # no qvel: zero
+    qvel = np.linspace(-0.5, 0.5, offline.model.nv)
+    lockstep.states.clear()
+    assert lockstep.call(Reset, "/sim_node/reset", Reset.Request(motion="walk", qpos=qpos.tolist(), seed=-1,
+                                                                 qvel=qvel.tolist())).success
+    state = lockstep.wait_state(0)
+    offline.reset(qpos, qvel)
+    assert_array_equal(np.asarray(state.qvel), qvel)
+    assert_array_equal(np.asarray(state.sensordata), offline.data.sensordata)  # evaluated as MuscleSim.reset does
+    for bad in (Reset.Request(qpos=[0.0] * 3, seed=-1), Reset.Request(qvel=[0.0] * 3, seed=-1),
+                Reset.Request(qvel=[float("nan")] * offline.model.nv, seed=-1)):
+        refused = lockstep.call(Reset, "/sim_node/reset", bad)
+        assert refused.success is False and ("qpos" if bad.qpos else "qvel") in refused.message
+    lockstep.spin_for(0.1)
+    assert lockstep.states[-1] == state  # a refused reset changes nothing
 
 
 def test_realtime_watchdog_relaxes_muscles(tmp_path):

@@ -2,7 +2,8 @@
 
 Policy: a freshly initialised actor of the ``cpu`` training preset (Lattice, network ``small``:
 504 -> 256 -> 256 -> 80 for ``legs``), saved as a checkpoint that both the policy node and the offline
-loop load; motion ``myosuite_walk_a`` of the default library, looped.
+loop load; motion ``myosuite_walk_a`` of the default library, looped (the policy node does not reset the
+simulation at motion starts here: parameter ``sim_node`` empty).
 
 * offline: ``GoalTracker.observe`` (the policy node's observation), ``mean_action`` and ``MuscleSim.step``
   in this process: what the two nodes compute, without messages;
@@ -168,7 +169,9 @@ def _running(clock: str, checkpoint: Path, log_dir: Path, sim_params: tuple[str,
         answered = []  # subscribed before the policy starts: it publishes /kinesis/tracking only when subscribed
         subscription = observer.node.create_subscription(TrackingStatus, "/kinesis/tracking", answered.append, 10)
         sim = [f"embodiment:={EMBODIMENT}", f"clock:={clock}", f"control_rate_hz:={CONTROL_RATE_HZ}", *sim_params]
-        policy = [f"embodiment:={EMBODIMENT}", "task:=imitation", f"checkpoint:={checkpoint}", f"motion:={MOTION}"]
+        # No resets at motion starts (sim_node empty): the windows count the sim's steps from their own reset.
+        policy = [f"embodiment:={EMBODIMENT}", "task:=imitation", f"checkpoint:={checkpoint}", f"motion:={MOTION}",
+                  "sim_node:=''"]
         if composed:  # the policy starts with the sim: no pause needed
             start("control_container", CONTAINER, ["--load", SIM_PLUGIN, *_ros_params(sim), "--load", POLICY_PLUGIN, *_ros_params(policy)])
         else:

@@ -14,6 +14,25 @@ the state when the simulation runs the soccer scene (``sim_node`` ``scene: socce
 the penalty spot (``ball_radius`` high). Goals: /kinesis/reference_motion (track that motion from its first frame),
 /goal_point and /clicked_point (reach), /cmd_vel (directional), /kick_target (kick); a goal switches to
 its task. Unusable messages are logged and counted in the parameter ``rejected.<topic>``.
+
+Motions of the playlist run as in ``kinesis eval``: each attempt starts from the motion's initial state
+(``GoalTracker.initial_state``, the function ImitationEnv uses) at frame 0 and ends when the mean tracked-body
+distance exceeds 0.5 m (TrackingStatus ``terminated``, not ``success``) or at the motion's last frame; then
+the next motion starts. At each start (the first state the node sees, and the state that ended an attempt)
+the node resets the simulation through the sim node's ``~/reset`` service (parameter ``sim_node``,
+``sim_reset.SimReset``): it does not answer that state, and answers the sim's state 0 after the reset.
+This needs the lockstep clock; otherwise (or without the service, or with ``sim_node`` empty) motions
+start where the body is. A motion received on /kinesis/reference_motion starts where the body is; when it
+ends it starts over with a reset. The state that ended an attempt is the last one reported for that motion
+(``finished``).
+
+Commands: each command is published once, when the simulation's subscription is matched: a command
+published before would be lost, so until the command publisher has matched every subscription of
+/kinesis/muscle_command the graph lists, the sim node's among them (at start-up), the command waits
+(checked every TIMER_S; after COMMAND_WAIT_S it goes out anyway, and from then on without waiting). It is
+never published again: a lockstep sim that already applied it would reject the copy as stale (the node once
+resent any command left without a new state for 0.5 s, and a control step that took longer, such as the
+first one while numba compiles, drew a "rejected muscle command (stale ...)" warning).
 """
 
 from __future__ import annotations
@@ -32,6 +51,7 @@ from rclpy.parameter import Parameter
 
 from kinesis_msgs.msg import MuscleCommand, ReferenceMotion, SimState, TrackingStatus
 from kinesis_policy_node import goals
+from kinesis_policy_node.sim_reset import SimReset
 from kinesis_policy_node.tracking import GoalTracker, canonical_task
 from kinesis_sim_node.messages import SIM_STATE_QOS, relaxed_action
 from kinesis_tasks.config import load_config
@@ -42,7 +62,8 @@ from kinesis_sim_node.spin import spin_node
 
 REFERENCE = "/kinesis/reference_motion"
 OWN_REFERENCES_KEPT = 16  # own references remembered, to recognise them when they come back on REFERENCE
-RESEND_AFTER_S = 0.5
+TIMER_S = 0.05  # motion starts waiting for the simulation's reset, a command waiting for the sim's subscription
+COMMAND_WAIT_S = 3.0  # the longest a command waits for the sim node's subscription
 GOAL_TOPICS = {"/goal_point": (PointStamped, "reach", goals.point_from_msg),
                "/clicked_point": (PointStamped, "reach", goals.point_from_msg),
                "/cmd_vel": (Twist, "directional", goals.twist_from_msg),
@@ -71,7 +92,10 @@ class PolicyNode(Node):
         self.fallback = hold_pose_action(model) if self.mode == "target_length" else relaxed_action(self.mode, model.nu)
         self.rejected: Counter[str] = Counter()
         self.published_references: deque[tuple[str, int, int]] = deque(maxlen=OWN_REFERENCES_KEPT)
-        self.last_command: tuple[float, MuscleCommand] | None = None
+        self.started = False  # a state was handled (the first one starts the first motion)
+        self.sim_reset = SimReset(self, str(p["sim_node"]))
+        self.waiting: tuple[float, MuscleCommand] | None = None  # (since, command) until the sim listens
+        self.sim_listening, self.listening_count, self.wait_for_sim = False, 0, True
 
         self.command_pub = self.create_publisher(MuscleCommand, "/kinesis/muscle_command", 10)
         self.tracking_pub = self.create_publisher(TrackingStatus, "/kinesis/tracking", 10)
@@ -80,7 +104,7 @@ class PolicyNode(Node):
         self.create_subscription(ReferenceMotion, REFERENCE, self.on_reference, 10)
         for topic, (msg_type, goal_task, convert) in GOAL_TOPICS.items():
             self.create_subscription(msg_type, topic, partial(self.on_goal, topic, goal_task, convert), 10)
-        self.create_timer(RESEND_AFTER_S, self.resend)
+        self.create_timer(TIMER_S, self.on_timer)
         self.get_logger().info(f"ready: task {task}, {self.embodiment} ({model.nu} muscles), {self.mode} control, "
                                f"{len(playlist)} motion(s), observation size {self.tracker.layout.full_size}")
 
@@ -102,27 +126,77 @@ class PolicyNode(Node):
         if msg.embodiment != self.embodiment:
             self.reject("/kinesis/sim_state", f"state of {msg.embodiment!r}, this node controls {self.embodiment!r}")
             return
+        if not self.sim_reset.accepts(int(msg.step)):
+            return  # a motion start waits for the reset's state 0
+        if not self.started:
+            self.started = True
+            if self.tracker.in_playlist() and self.start_motion(lambda: self.on_state(msg)):
+                return
         try:
             result = self.tracker.observe(np.asarray(msg.qpos), np.asarray(msg.sensordata), msg.sim_time, int(msg.step),
                                           qvel=np.asarray(msg.qvel))
         except ValueError as error:
             self.reject("/kinesis/sim_state", str(error))
             return
-        action = self.fallback if self.policy is None else self.policy.mean_action(result.obs)
-        command = goals.command_msg(msg, action, embodiment=self.embodiment, mode=self.mode)
-        self.command_pub.publish(command)
-        self.last_command = (time.monotonic(), command)
         if self.tracking_pub.get_subscription_count():
             self.tracking_pub.publish(goals.tracking_msg(result, msg.header.stamp))
+        answer = partial(self.answer, msg, result.obs)
+        if result.finished:  # the attempt is over: the next motion starts from its initial state
+            self.tracker.advance()
+            if self.start_motion(answer):
+                return
+        answer()
+
+    def answer(self, msg: SimState, obs: np.ndarray) -> None:
+        """Publish the command answering ``msg`` (and the reference when it changed)."""
+        action = self.fallback if self.policy is None else self.policy.mean_action(obs)
+        command = goals.command_msg(msg, action, embodiment=self.embodiment, mode=self.mode)
+        if self.sim_listens():
+            self.command_pub.publish(command)
+        else:  # (realtime: the newest command waits, since the first one began to)
+            self.waiting = (time.monotonic() if self.waiting is None else self.waiting[0], command)
         if self.tracker.take_changed():
             self.publish_reference(msg)
 
-    def resend(self) -> None:
-        """Publish the last command again when no new state came for RESEND_AFTER_S (it may have been sent
-        before the simulation's subscription was matched; a lockstep sim ignores it once it moved on)."""
-        if self.last_command is not None and time.monotonic() - self.last_command[0] > RESEND_AFTER_S:
-            self.last_command = (time.monotonic(), self.last_command[1])
-            self.command_pub.publish(self.last_command[1])
+    def start_motion(self, answer) -> bool:
+        """Reset the simulation to the initial state of the motion now tracked; False when the current state is
+        to be answered instead (resets off, or no initial state)."""
+        try:
+            qpos, qvel = self.tracker.initial_state()
+        except ValueError as error:
+            self.get_logger().warning(f"motion {self.tracker.motion.name!r} starts where the body is: {error}",
+                                      throttle_duration_sec=1.0)
+            return False
+        return self.sim_reset.begin(qpos, qvel, self.tracker.motion.name, answer)
+
+    def on_timer(self) -> None:
+        self.sim_reset.poll()
+        if self.waiting is not None:
+            since, command = self.waiting
+            if not self.sim_listens() and time.monotonic() - since > COMMAND_WAIT_S:
+                self.wait_for_sim = False
+                self.get_logger().warning(f"no subscription of {self.sim_reset.sim_node or 'a simulation'} on "
+                                          f"{self.command_pub.topic_name} matched after {COMMAND_WAIT_S:g} s: "
+                                          "commands go out without waiting for it")
+            if not self.wait_for_sim or self.sim_listens():
+                self.waiting = None
+                self.command_pub.publish(command)
+
+    def sim_listens(self) -> bool:
+        """Whether a command published now reaches the simulation: the command publisher has matched every
+        subscription the graph lists (the sim node's among them, when ``sim_node`` names one). Once true, it
+        stays true while no matched subscription goes away (a sim that restarts is waited for again)."""
+        if not self.wait_for_sim:
+            return True
+        matched = self.command_pub.get_subscription_count()
+        if self.sim_listening and matched >= self.listening_count:
+            return True
+        listed = self.get_subscriptions_info_by_topic(self.command_pub.topic_name)
+        sim = self.sim_reset.sim_node
+        named = not sim or any(f"{info.node_namespace.rstrip('/')}/{info.node_name}" == sim for info in listed)
+        self.sim_listening = named and 0 < len(listed) <= matched
+        self.listening_count = matched
+        return self.sim_listening
 
     def publish_reference(self, state: SimState) -> None:
         motion = self.tracker.reference_motion()

@@ -7,8 +7,15 @@ model, ``mj_kinematics`` gives the body poses, and the ``kinesis_tasks.observati
 [proprioception | imitation] with the reference of the next control step.
 
 Imitation time: a motion started at simulation step s0 is at fractional frame (k - s0) fps dt at step k
-(``kinesis_tasks.imitation.MotionTrack``, linear interpolation, as ImitationEnv). When it ends, the next motion of the list starts at frame 0.
-Downstream tasks (reach, directional, kick) compute their reference from the current TaskState.
+(``kinesis_tasks.imitation.MotionTrack``, linear interpolation, as ImitationEnv). An attempt at a motion
+ends, as an episode of ``kinesis eval`` does (``kinesis_tasks.evaluation``), at the first state after its
+start whose mean tracked-body distance exceeds the evaluation threshold (0.5 m: ``terminated``, not a
+success) or at the state of its last frame (a success unless terminated there); that state's StepResult
+has ``finished`` set. The next state starts the next motion of the playlist (after the last: the first;
+a motion received as a goal starts over) at frame 0, whether or not the simulation was reset in between
+(``advance`` does it at once). ``initial_state`` is the simulation state a motion starts from offline
+(``kinesis_tasks.initial_pose.InitialStates``, as ImitationEnv), which the policy node resets the
+simulation to. Downstream tasks (reach, directional, kick) compute their reference from the current TaskState.
 
 The ball (kick): a state of a scene with a ball (sim_node ``scene: soccer``) carries the ball's free
 joint after the embodiment, qpos [nq + 7] and qvel [nv + 6]; the tracker then reads the ball position and
@@ -30,6 +37,7 @@ import numpy as np
 from kinesis_tasks import observations, rewards
 from kinesis_tasks.embodiment import load_embodiment, physics_defaults
 from kinesis_tasks.imitation import ImitationConfig, MotionTrack
+from kinesis_tasks.initial_pose import InitialStates
 from kinesis_tasks.motions import ReferenceMotion
 from kinesis_tasks.task_env import ReferenceMap
 from kinesis_tasks.tasks import DirectionalTask, KickTask, ReachTask, TaskState, state_from_data
@@ -51,7 +59,8 @@ def canonical_task(name: str) -> str:
 
 @dataclass(frozen=True)
 class StepResult:
-    """Policy input ``obs`` [D] float32 and the metrics of the state (TrackingStatus fields)."""
+    """Policy input ``obs`` [D] float32 and the metrics of the state (TrackingStatus fields); ``finished``:
+    the attempt at the motion ended at this state (imitation: terminated or the motion's last frame)."""
 
     obs: np.ndarray
     motion: str
@@ -61,6 +70,7 @@ class StepResult:
     terminated: bool
     success: bool
     task: str
+    finished: bool = False
 
 
 class GoalTracker:
@@ -96,14 +106,34 @@ class GoalTracker:
         self.last_reference: tuple[np.ndarray, np.ndarray] | None = None
         self.changed = True  # the reference changed since the last ``take_changed``
         self.last_step: int | None = None
+        self.finished = False  # the attempt at ``motion`` ended at the last state observed
         self.eval_distance = self.config.eval_termination_distance
+        self.embodiment = embodiment
+        self.initial_states = InitialStates(model, self.layout.tracked_names)
         if self.task == "imitation" and self.playlist:
-            self.track, self.motion = MotionTrack.prepare(self.playlist[0], self.motion_bodies, self.dt), self.playlist[0]
+            self.track, self.motion = self._prepare(self.playlist[0]), self.playlist[0]
+
+    def _prepare(self, motion: ReferenceMotion) -> MotionTrack:
+        return MotionTrack.prepare(motion, self.motion_bodies, self.dt, embodiment=self.embodiment, nq=self.model.nq)
 
     def track_motion(self, motion: ReferenceMotion) -> None:
         """Switch to imitation of ``motion`` from its first frame at the next state (ValueError if unusable)."""
-        self.track, self.motion = MotionTrack.prepare(motion, self.motion_bodies, self.dt), motion
-        self.task, self.start_step, self.changed = "imitation", None, True
+        self.track, self.motion = self._prepare(motion), motion
+        self.task, self.start_step, self.changed, self.finished = "imitation", None, True, False
+
+    def advance(self) -> None:
+        """Start the next motion of the playlist (a motion that is not in it: the same again) at the next state."""
+        names = [m.name for m in self.playlist]
+        name = self.motion.name
+        self.track_motion(self.playlist[(names.index(name) + 1) % len(names)] if name in names else self.motion)
+
+    def in_playlist(self) -> bool:
+        """Imitation of a motion of the playlist (not a downstream task, not a motion received as a goal)."""
+        return self.task == "imitation" and self.motion is not None and any(m is self.motion for m in self.playlist)
+
+    def initial_state(self) -> tuple[np.ndarray, np.ndarray]:
+        """(qpos [nq], qvel [nv]) at the first frame of the motion being tracked, as ImitationEnv starts it."""
+        return self.initial_states(self.track, 0)
 
     def set_goal(self, task: str, goal: Any) -> None:
         """Run downstream ``task`` with ``goal`` from the next state."""
@@ -150,23 +180,21 @@ class GoalTracker:
                                body_names=self.motion_bodies, text=f"{self.task} goal")
 
     def _imitation(self, state: observations.BodyState, step: int):
+        if self.finished:  # the last attempt ended: the next motion starts here
+            self.advance()
         if self.start_step is None:
             self.start_step = step
         t = step - self.start_step
-        if t >= self.track.steps_from(0):  # motion over: the next one of the playlist from its first frame
-            names = [m.name for m in self.playlist]
-            name = self.motion.name
-            following = self.playlist[(names.index(name) + 1) % len(names)] if name in names else self.motion
-            self.track_motion(following)
-            self.start_step, t = step, 0
         ref_now, ref_next = self.track.at(t * self.track.frames_per_step), self.track.at((t + 1) * self.track.frames_per_step)
         terms = rewards.imitation_terms_from_state(self.layout, state, *ref_now, self.config.reward)
         terms["upright"] = rewards.upright_term(state.root_quat)
         reward = float(sum(self.config.reward.scales[name] * float(value) for name, value in terms.items()))
         distance = float(rewards.tracking_distance(state.xpos[self.layout.tracked], ref_now[0], "mean"))
-        terminated = distance > self.eval_distance
+        terminated = t > 0 and distance > self.eval_distance  # as kinesis eval: checked after each step
+        self.finished = terminated or t >= self.track.steps_from(0)
         return ref_now, ref_next, dict(motion=self.motion.name, frame=int(round(t * self.track.frames_per_step)),
-                                       reward=reward, terminated=terminated, success=not terminated)
+                                       reward=reward, terminated=terminated, success=not terminated,
+                                       finished=self.finished)
 
     def _ball_state(self, qpos: np.ndarray, qvel: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray | None]:
         """(position [3], velocity [3]) of the ball the state carries, else of the static ball (velocity 0)."""

@@ -7,9 +7,10 @@ ball's free joint follows the embodiment in qpos/qvel (SimState.qpos [nq + 7], q
 
 Publishes ``/kinesis/sim_state`` (SimState, latched: transient local, depth 1), ``/joint_states``
 (hinge and slide joints) and ``/kinesis/muscle_state`` (these two only when subscribed); subscribes
-``/kinesis/muscle_command``. Services: ``~/reset`` (kinesis_msgs/Reset: qpos if given, else the model
-default; the motion name is for the policy node, the seed is logged: the simulation draws no random
-numbers), ``~/pause`` (std_srvs/SetBool: true pauses, false resumes) and ``~/step`` (kinesis_msgs/Step:
+``/kinesis/muscle_command``. Services: ``~/reset`` (kinesis_msgs/Reset: qpos and qvel if given, else the
+model default and zero velocities; activations zero; the step index restarts at 0 and state 0 is published
+before the response; the motion name and seed are logged at debug level: the simulation draws no random
+numbers; the policy node calls it at every motion start), ``~/pause`` (std_srvs/SetBool: true pauses, false resumes) and ``~/step`` (kinesis_msgs/Step:
 lockstep only, while paused; each step applies the command that answers the current state if one
 came, else holds the last applied action; the response's ``step`` is the current step, refused or not).
 
@@ -154,19 +155,25 @@ class SimNode(Node):
         self.get_logger().warning(f"rejected muscle command ({error}); rejected so far: {counts}", throttle_duration_sec=1.0)
 
     def on_reset(self, request: Reset.Request, response: Reset.Response) -> Reset.Response:
-        qpos = np.array(request.qpos, dtype=np.float64) if len(request.qpos) else None
-        with self.lock:
-            try:
-                self.sim.reset(qpos=qpos)
-            except ValueError as error:
-                response.success, response.message = False, f"reset refused: {error}"
+        model = self.sim.model
+        given = {name: np.array(values, dtype=np.float64) if len(values) else None
+                 for name, values in (("qpos", request.qpos), ("qvel", request.qvel))}
+        for name, size in (("qpos", model.nq), ("qvel", model.nv)):  # checked first: a refused reset changes nothing
+            value = given[name]
+            if value is not None and (value.shape != (size,) or not np.all(np.isfinite(value))):
+                response.success = False
+                response.message = f"reset refused: {name} needs {size} finite values, got {value.size}"
+                self.get_logger().warning(response.message)
                 return response
+        with self.lock:
+            self.sim.reset(qpos=given["qpos"], qvel=given["qvel"])
             self.held, self.pending, self.step_index, self.last_command_time = self.relaxed, None, 0, None
             self.publish_state()
         response.success = True
-        response.message = (f"reset to {'the given qpos' if qpos is not None else 'the model default'}"
+        response.message = (f"reset to {'the given qpos' if given['qpos'] is not None else 'the model default'}"
+                            f"{', qvel' if given['qvel'] is not None else ''}"
                             f" (motion {request.motion!r}, seed {request.seed})")
-        self.get_logger().info(response.message)
+        self.get_logger().debug(response.message)
         return response
 
     def on_pause(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
