@@ -34,7 +34,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
-from kinesis_tasks import kernels, observations, rewards
+from kinesis_tasks import kernels, observations, rewards, symmetry
 from kinesis_tasks.config import load_config
 from kinesis_tasks.embodiment import builtin_embodiments, load_embodiment
 from kinesis_tasks.initial_pose import InitialStates
@@ -258,6 +258,12 @@ class ImitationEnv(gym.Env):
                 self._motions[name], self._motion_bodies, self.dt, embodiment=self.config.embodiment, nq=self.model.nq
             )
         return track
+
+    def mirror_map(self) -> symmetry.MirrorMap:
+        """Left-right mirror of this env's observations and actions (``kinesis_tasks.symmetry``), found on
+        states around the poses of the motions that carry qpos for this embodiment."""
+        poses = [track.qpos for track in map(self._prepared, self._motions) if track.qpos is not None]
+        return symmetry.mirror_map(self.model, self.layout, reference_qpos=np.concatenate(poses) if poses else None)
 
     # --- initial state --------------------------------------------------------------------------
 

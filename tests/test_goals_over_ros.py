@@ -42,7 +42,7 @@ def test_each_goal_changes_what_the_policy_publishes(tmp_path):
         for topic, msg, task, reference in goals:
             client.spin_until(lambda: pubs[topic].get_subscription_count() > 0, f"a subscriber of {topic}", timeout=60.0)
             before_task, before_ref = client.tracking[-1].task, client.references[-1].name
-            before_values = np.array(client.commands[max(client.commands)].values)
+            before_values = np.array(client.command_log[-1].values)
             pubs[topic].publish(msg)
             client.spin_until(lambda: client.tracking[-1].task == task and client.references[-1].name != before_ref,
                               f"the policy to take the goal on {topic}", timeout=60.0)
@@ -52,7 +52,10 @@ def test_each_goal_changes_what_the_policy_publishes(tmp_path):
             else:  # the text node's composed motion, tracked from its first frame
                 assert client.references[-1].text == "walk forward slowly"
                 client.spin_until(lambda: client.tracking[-1].motion == client.references[-1].name, "tracking the text motion")
-            assert not np.array_equal(np.array(client.commands[max(client.commands)].values), before_values)
+            # The newest command, by arrival: a motion start resets the simulation, so state steps restart at 0.
+            received = len(client.command_log)
+            client.spin_until(lambda: len(client.command_log) > received, "a command for the new goal")
+            assert not np.array_equal(np.array(client.command_log[-1].values), before_values)
         # The policy never tracks its own references (it publishes them for the viewers; a late own message
         # taken as a new goal once made it alternate between two of them): it stays on the text motion.
         text_motion, seen = client.references[-1].name, len(client.tracking)

@@ -46,6 +46,8 @@ class TrainConfig:
     """Network size preset of ``kinesis_training.presets`` ('paper' or 'small')."""
     actor: Literal["gaussian", "lattice", "moe"] = "lattice"
     """Actor kind of an expert run; 'moe' runs are built from ``experts``."""
+    log_std_init: float | None = None
+    """Initial log std of the exploration noise of a fresh actor (None: the network preset's, 0.0)."""
     experts: tuple[str, ...] = ()
     """MoE runs: expert checkpoint files (``model.pth``), frozen; the gate is trained."""
     freeze_expert_norms: bool = False

@@ -7,20 +7,32 @@ policy step (clip 0.2, Adam lr 5e-5, gradient norm clipped to 25). The policy is
 the epochs, so its normalizer(s) update once per epoch with the whole batch; the old log-probs are
 taken in evaluation mode (no update).
 
-Usage::
+Some options depart from the original (their defaults keep it; docs/training.md measures them):
 
-    ppo = PPO(policy, critic)
-    stats = ppo.update(RolloutBatch(obs, actions, rewards, masks, log_probs))
+- ``minibatch_size``: several gradient steps per optimisation epoch, on shuffled minibatches (the
+  normalizer then updates once per minibatch, i.e. still once per sample and epoch);
+- ``critic_input`` 'normalized': the critic reads the policy normalizer's output, not the raw observation;
+- ``normalizer_update`` 'per_batch': the normalizer moves once per batch, before the update, instead of
+  in every epoch, so the PPO ratio and KL measure the weight change alone;
+- ``bootstrap_cut``: a trajectory cut without termination (end of its motion or of a collection) gets
+  gamma V(s') added to its last reward instead of being treated as terminal;
+- ``desired_kl``: the policy learning rate adapts to the measured KL, as in legged-robot PPO codes (the
+  current rate lives in the optimizer state, so it is saved and resumed with the checkpoint);
+- ``mirror``: each batch is doubled with its left-right mirror image (same advantages; old log-probs of
+  the mirrored pairs under the pre-update policy).
+
+A resumed run takes the configured learning rates, except an adaptive policy rate, which goes on.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
+from kinesis_tasks.symmetry import MirrorMap
 
 from kinesis_training.networks import Critic
 from kinesis_training.policies import Actor
@@ -46,7 +58,33 @@ class PPOConfig:
     policy_grad_clip: float = 25.0
     """Maximum global gradient norm of the policy step."""
     opt_epochs: int = 10
-    """Optimisation epochs per batch, each on the full batch."""
+    """Optimisation epochs per batch."""
+    minibatch_size: int | None = None
+    """Samples per gradient step (shuffled each epoch); None: the full batch, one step per epoch (original)."""
+    critic_input: Literal["raw", "normalized"] = "raw"
+    """Critic input: the raw observation (original) or the policy normalizer's output."""
+    bootstrap_cut: bool = False
+    """Add gamma V(s') to the last reward of trajectories cut without termination (original: treated as terminal)."""
+    normalizer_update: Literal["per_epoch", "per_batch"] = "per_epoch"
+    """'per_epoch': the policy normalizer(s) update in every optimisation epoch (per minibatch), as the original;
+    'per_batch': once with the batch before the update, the old log-probs then recomputed with it, so the
+    ratio starts at 1 and measures only the weight change."""
+    mirror: bool = False
+    """Also train on the left-right mirror image of every sample (``kinesis_tasks.symmetry``; the embodiment
+    must be symmetric); doubles the update's work."""
+    desired_kl: float | None = None
+    """Adapt the policy learning rate after every gradient step to keep the approximate KL near this value
+    (x1.5 below half of it, /1.5 above twice it, within [1e-6, 1e-2]); None: constant ``policy_lr`` (original)."""
+
+    def __post_init__(self) -> None:
+        if self.minibatch_size is not None and int(self.minibatch_size) < 1:
+            raise ValueError(f"ppo.minibatch_size must be >= 1 or null, got {self.minibatch_size}")
+        if self.normalizer_update not in ("per_epoch", "per_batch"):
+            raise ValueError(f"ppo.normalizer_update must be 'per_epoch' or 'per_batch', got {self.normalizer_update!r}")
+        if self.critic_input not in ("raw", "normalized"):
+            raise ValueError(f"ppo.critic_input must be 'raw' or 'normalized', got {self.critic_input!r}")
+        if int(self.opt_epochs) < 1:
+            raise ValueError(f"ppo.opt_epochs must be >= 1, got {self.opt_epochs}")
 
 
 @dataclass
@@ -63,6 +101,10 @@ class RolloutBatch:
     """[N] 0 on the last sample of a trajectory, 1 elsewhere."""
     log_probs: torch.Tensor | None = None
     """[N] log-probs at sampling time; None recomputes them with the current policy (evaluation mode)."""
+    cut_index: torch.Tensor | None = None
+    """[M] int64: samples that end a trajectory without termination (end of motion, end of collection)."""
+    cut_obs: torch.Tensor | None = None
+    """[M, obs_dim] the observation after each of those samples (bootstrapped with ``bootstrap_cut``)."""
 
 
 def compute_gae(
@@ -93,8 +135,12 @@ class PPO:
         config: PPOConfig = PPOConfig(),
         optimizer_policy_state: Mapping[str, Any] | None = None,
         optimizer_value_state: Mapping[str, Any] | None = None,
+        mirror: MirrorMap | None = None,
     ) -> None:
+        """``mirror``: train on every sample and its left-right mirror image as well (``kinesis_tasks.symmetry``)."""
         self.policy, self.critic, self.config = policy, critic, config
+        self.mirror = None if mirror is None else (
+            torch.as_tensor(mirror.obs_index), torch.as_tensor(mirror.obs_sign), torch.as_tensor(mirror.action_index))
         # All policy parameters are registered (frozen MoE experts too), so the Adam indices match README 7.3.
         self.optimizer_policy = torch.optim.Adam(policy.parameters(), lr=config.policy_lr)
         self.optimizer_value = torch.optim.Adam(critic.parameters(), lr=config.value_lr)
@@ -102,6 +148,25 @@ class PPO:
             self.optimizer_policy.load_state_dict(optimizer_policy_state)
         if optimizer_value_state:
             self.optimizer_value.load_state_dict(optimizer_value_state)
+        # A resumed run takes the configured rates (a loaded state carries its own); adaptive ones go on.
+        for optimizer, lr in ((self.optimizer_policy, None if config.desired_kl else config.policy_lr),
+                              (self.optimizer_value, config.value_lr)):
+            for group in optimizer.param_groups:
+                group["lr"] = group["lr"] if lr is None else lr
+        self.generator = torch.Generator().manual_seed(0)  # minibatch shuffling
+
+    def _mirrored(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(observations, actions) of the mirrored samples, or None without a mirror."""
+        if self.mirror is None:
+            return None
+        index, sign, action_index = self.mirror
+        return obs[:, index] * sign, actions[:, action_index]
+
+    def critic_values(self, obs: torch.Tensor) -> torch.Tensor:
+        """V(obs) [N] with the configured critic input (no normalizer update)."""
+        if self.config.critic_input == "normalized":
+            obs = self.policy.norm.normalize(obs)
+        return self.critic(obs).squeeze(-1)
 
     def update(self, batch: RolloutBatch) -> dict[str, float]:
         """One PPO iteration on `batch`; returns the logged statistics."""
@@ -111,58 +176,79 @@ class PPO:
         actions = torch.as_tensor(batch.actions, dtype=torch.float32, device=device).clone()
         if obs.ndim != 2 or actions.ndim != 2 or obs.shape[0] != actions.shape[0]:
             raise ValueError(f"batch.obs {tuple(obs.shape)} and batch.actions {tuple(actions.shape)} must be [N, .]")
+        rewards = torch.as_tensor(batch.rewards).cpu().numpy().astype(np.float64)
 
-        # 1. Old log-probs and values, without touching the normalizers.
+        # 1. Old log-probs and values, without touching the normalizers (per batch: right after updating them).
+        per_batch = cfg.normalizer_update == "per_batch"
+        mirrored = self._mirrored(obs, actions)
+        if per_batch:
+            with torch.no_grad():  # training mode: updates what the original updates
+                self.policy.train().log_prob(*((obs, actions) if mirrored is None else
+                                               (torch.cat((obs, mirrored[0])), torch.cat((actions, mirrored[1])))))
         self.policy.eval()
         self.critic.eval()
         with torch.no_grad():
-            values = self.critic(obs).squeeze(-1)
-            if batch.log_probs is None:
+            values = self.critic_values(obs)
+            if batch.log_probs is None or per_batch:
                 old_log_probs = self.policy.log_prob(obs, actions)
             else:
                 old_log_probs = torch.as_tensor(batch.log_probs, dtype=torch.float32, device=device).clone()
+            if cfg.bootstrap_cut and batch.cut_index is not None and len(batch.cut_index):
+                cut_obs = torch.as_tensor(batch.cut_obs, dtype=torch.float32, device=device)
+                np.add.at(rewards, np.asarray(batch.cut_index), cfg.gamma * self.critic_values(cut_obs).cpu().numpy())
 
         # 2. GAE, normalized advantages.
-        adv, ret = compute_gae(
-            torch.as_tensor(batch.rewards).cpu().numpy(), torch.as_tensor(batch.masks).cpu().numpy(),
-            values.cpu().numpy(), cfg.gamma, cfg.tau,
-        )
+        adv, ret = compute_gae(rewards, torch.as_tensor(batch.masks).cpu().numpy(), values.cpu().numpy(),
+                               cfg.gamma, cfg.tau)
         advantages = torch.as_tensor(adv, dtype=torch.float32, device=device)
         advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
         returns = torch.as_tensor(ret, dtype=torch.float32, device=device)
+        if mirrored is not None:  # the mirrored samples: same advantages and returns, log-probs of the old policy
+            with torch.no_grad():
+                old_log_probs = torch.cat((old_log_probs, self.policy.log_prob(*mirrored)))
+            obs, actions = torch.cat((obs, mirrored[0])), torch.cat((actions, mirrored[1]))
+            advantages, returns, values = advantages.repeat(2), returns.repeat(2), values.repeat(2)
 
-        # 3. Optimisation epochs on the full batch: one critic step, one policy step.
-        self.policy.train()
+        # 3. Optimisation epochs: per minibatch one critic step, one policy step (full batch: one each).
+        self.policy.train(not per_batch)
         self.critic.train()
+        size = len(obs)
+        step = min(cfg.minibatch_size or size, size)
         v_losses, pg_losses = [], []
         for _ in range(cfg.opt_epochs):
-            v_loss = (self.critic(obs).squeeze(-1) - returns).pow(2).mean()
-            self.optimizer_value.zero_grad()
-            v_loss.backward()
-            self.optimizer_value.step()
+            chunks = [slice(None)] if step == size else torch.randperm(size, generator=self.generator).split(step)
+            for rows in chunks:
+                v_loss = (self.critic_values(obs[rows]) - returns[rows]).pow(2).mean()
+                self.optimizer_value.zero_grad()
+                v_loss.backward()
+                self.optimizer_value.step()
 
-            log_ratio = self.policy.log_prob(obs, actions) - old_log_probs  # the normalizer updates here
-            # Guard: the first batch is sampled with an empty normalizer, so ratios can overflow float32.
-            log_ratio = log_ratio.clamp(-MAX_LOG_RATIO, MAX_LOG_RATIO)
-            ratio = torch.exp(log_ratio)
-            clipped = torch.clamp(ratio, 1.0 - cfg.clip_epsilon, 1.0 + cfg.clip_epsilon)
-            pg_loss = -torch.min(ratio * advantages, clipped * advantages).mean()
-            self.optimizer_policy.zero_grad()
-            pg_loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(
-                [p for p in self.policy.parameters() if p.requires_grad], cfg.policy_grad_clip
-            )
-            self.optimizer_policy.step()
-            v_losses.append(v_loss.item())
-            pg_losses.append(pg_loss.item())
+                log_ratio = self.policy.log_prob(obs[rows], actions[rows]) - old_log_probs[rows]  # normalizer updates
+                # Guard: the first batch is sampled with an empty normalizer, so ratios can overflow float32.
+                log_ratio = log_ratio.clamp(-MAX_LOG_RATIO, MAX_LOG_RATIO)
+                ratio = torch.exp(log_ratio)
+                clipped = torch.clamp(ratio, 1.0 - cfg.clip_epsilon, 1.0 + cfg.clip_epsilon)
+                pg_loss = -torch.min(ratio * advantages[rows], clipped * advantages[rows]).mean()
+                self.optimizer_policy.zero_grad()
+                pg_loss.backward()
+                grad_norm = torch.nn.utils.clip_grad_norm_(
+                    [p for p in self.policy.parameters() if p.requires_grad], cfg.policy_grad_clip
+                )
+                self.optimizer_policy.step()
+                if cfg.desired_kl is not None:
+                    with torch.no_grad():
+                        self._adapt_learning_rate(float(((ratio - 1.0) - log_ratio).mean()))
+                v_losses.append(v_loss.item())
+                pg_losses.append(pg_loss.item())
 
-        # 4. Statistics (last epoch for the ratio-based ones).
+        # 4. Statistics (last minibatch for the ratio-based ones).
         self.policy.eval()
         self.critic.eval()
         with torch.no_grad():
             approx_kl = ((ratio - 1.0) - log_ratio).mean().item()
             clip_fraction = ((ratio - 1.0).abs() > cfg.clip_epsilon).float().mean().item()
             entropy = self.policy.entropy(obs).mean().item()
+            explained = 1.0 - float(torch.var(returns - values)) / max(float(torch.var(returns)), 1e-12)
         return {
             "pg_loss": float(np.mean(pg_losses)),
             "v_loss": float(np.mean(v_losses)),
@@ -171,4 +257,15 @@ class PPO:
             "entropy": entropy,
             "grad_norm": float(grad_norm),
             "mean_return": float(returns.mean()),
+            "explained_variance": explained,
+            "policy_lr": self.optimizer_policy.param_groups[0]["lr"],
         }
+
+    def _adapt_learning_rate(self, kl: float) -> None:
+        """Policy lr x1.5 when ``kl`` < desired/2, /1.5 when > 2 desired (bounded to [1e-6, 1e-2])."""
+        target = self.config.desired_kl
+        for group in self.optimizer_policy.param_groups:
+            if kl > 2.0 * target:
+                group["lr"] = max(group["lr"] / 1.5, 1e-6)
+            elif kl < 0.5 * target:
+                group["lr"] = min(group["lr"] * 1.5, 1e-2)

@@ -97,6 +97,10 @@ class Rollout:
     log_probs: np.ndarray
     """[N] float32 log-probs at sampling time."""
     stats: EpisodeStats
+    cut_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    """[M] samples that end a trajectory without termination (time limit, end of the env's stream)."""
+    cut_obs: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    """[M, obs_dim] the observation that follows each of them (for value bootstrapping)."""
 
     def __len__(self) -> int:
         return len(self.rewards)
@@ -108,7 +112,10 @@ class Rollout:
             stats = stats.merge(part.stats)
         arrays = {name: np.concatenate([getattr(p, name) for p in parts])
                   for name in ("obs", "actions", "rewards", "masks", "log_probs")}
-        return Rollout(**arrays, stats=stats)
+        offsets = np.cumsum([0] + [len(p) for p in parts[:-1]])
+        cut_index = np.concatenate([p.cut_index + offset for p, offset in zip(parts, offsets)])
+        cut_obs = np.concatenate([p.cut_obs.reshape(len(p.cut_index), p.obs.shape[1]) for p in parts])
+        return Rollout(**arrays, stats=stats, cut_index=cut_index, cut_obs=cut_obs)
 
 
 def worker_seeds(seed: int, worker: int, envs_per_worker: int) -> tuple[int, int]:
@@ -159,6 +166,7 @@ class RolloutWorker:
         rew_buf = np.empty((steps, n))
         done_buf = np.empty((steps, n), bool)
         stats = EpisodeStats(steps=steps * n)
+        cuts: list[tuple[int, np.ndarray]] = []  # (sample index in env-major order, next observation)
         with _single_thread():
             for t in range(steps):
                 obs_buf[t] = self.obs
@@ -170,6 +178,8 @@ class RolloutWorker:
                 rew_buf[t] = rewards
                 done_buf[t] = np.logical_or(terminated, truncated)
                 self._account(stats, rewards, terminated, truncated, infos)
+                cuts += [(i * steps + t, infos["final_obs"][i]) for i in np.flatnonzero(truncated & ~terminated)]
+        cuts += [(i * steps + steps - 1, self.obs[i]) for i in np.flatnonzero(~done_buf[-1])]
         masks = 1.0 - done_buf.astype(np.float64)
         masks[-1] = 0.0
         return Rollout(
@@ -179,6 +189,8 @@ class RolloutWorker:
             masks=masks.T.reshape(-1),
             log_probs=logp_buf.T.reshape(-1),
             stats=stats,
+            cut_index=np.array([index for index, _ in cuts], dtype=np.int64),
+            cut_obs=np.array([obs for _, obs in cuts], dtype=np.float32).reshape(len(cuts), obs_buf.shape[2]),
         )
 
     def _account(self, stats: EpisodeStats, rewards, terminated, truncated, infos: Mapping[str, Any]) -> None:

@@ -6,11 +6,16 @@ A run lives in one folder (``runs/NAME``)::
     model.pth              latest checkpoint (original KINESIS layout), written after every epoch
     model_<epoch>.pth      every ``save_every`` epochs
     best.pth, best.json    highest mean episode return so far (and its epoch)
+    metrics.jsonl          one line per epoch: epoch, samples, wall_s (training time, resumes included), scalars
     events.out.tfevents.*  TensorBoard scalars (see kinesis_training.logging)
 
+Every epoch prints one line (epoch, samples, samples/s, episode length, return, MPJPE, success rate,
+ETA) above a progress bar (the bar only on a terminal).
+
 ``Trainer(config, run_dir, resume=True)`` continues from ``model.pth`` (weights, optimizer states, epoch,
-frame). Ctrl-C writes ``model.pth`` with the current weights (epoch = the last completed one) and
-re-raises. Fresh runs are deterministic given ``seed`` for the in-process sampler and for 'mp' with a
+frame). Ctrl-C or SIGTERM (``kill PID``, the way to stop a run started in the background, where the shell
+ignores SIGINT) writes ``model.pth`` with the current weights (epoch = the last completed one) and
+raises KeyboardInterrupt. Fresh runs are deterministic given ``seed`` for the in-process sampler and for 'mp' with a
 fixed worker count (both give the same batches); resumed runs reseed their workers from (seed, epoch).
 
 ``config.task`` picks the env: ``imitation`` (``VectorImitationEnv``) or a downstream task (``VectorTaskEnv``
@@ -26,20 +31,24 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from kinesis_tasks.imitation import ImitationConfig
+from kinesis_tasks.imitation import ImitationConfig, ImitationEnv
+from kinesis_tasks.symmetry import MirrorMap
 from kinesis_tasks.task_env import VectorTaskEnv
 from kinesis_tasks.vector_env import VectorImitationEnv
 
 from kinesis_training.checkpoint import infer_spec, load_checkpoint, load_moe_from_experts, save_checkpoint
 from kinesis_training.config import TrainConfig, save_config, to_dict
-from kinesis_training.logging import TrainLogger
+from kinesis_training.logging import MetricsFile, TrainLogger, epoch_line
 from kinesis_training.networks import Critic
 from kinesis_training.policies import Actor, MoEActor
 from kinesis_training.ppo import PPO, RolloutBatch
@@ -92,6 +101,15 @@ def env_sizes(make_env: EnvFactory) -> tuple[int, int]:
     return sizes
 
 
+def run_mirror(config: TrainConfig) -> MirrorMap | None:
+    """The embodiment's left-right mirror when ``ppo.mirror`` is on (imitation runs only)."""
+    if not config.ppo.mirror:
+        return None
+    if config.task != "imitation":
+        raise ValueError(f"ppo.mirror is supported for imitation runs, not task {config.task!r}")
+    return ImitationEnv(config.imitation).mirror_map()
+
+
 def task_success_rate(stats: EpisodeStats) -> float:
     """Fraction of a collection's completed episodes whose last step reported ``episode_success`` (NaN if none)."""
     return stats.info_sums.get("episode_success", 0.0) / len(stats.returns) if stats.returns else math.nan
@@ -118,6 +136,8 @@ def build_networks(config: TrainConfig, obs_dim: int, action_dim: int) -> tuple[
                              ) from None
         return ckpt.policy, ckpt.critic
     preset = get_preset(config.network)
+    if config.log_std_init is not None:
+        preset = replace(preset, log_std_init=config.log_std_init)
     return build_actor(config.actor, obs_dim, action_dim, preset), build_critic(obs_dim, preset)
 
 
@@ -148,8 +168,9 @@ class Trainer:
         self.spec = infer_spec(policy.state_dict(), critic.state_dict())
         device = torch.device(config.device)
         self.policy, self.critic = policy.to(device), critic.to(device)
-        self.ppo = PPO(self.policy, self.critic, config.ppo, *optimizer_states)
+        self.ppo = PPO(self.policy, self.critic, config.ppo, *optimizer_states, mirror=run_mirror(config))
         self.best = self._read_best()
+        self.metrics = MetricsFile(self.run_dir / "metrics.jsonl", resume=resume, epoch=self.epoch)
         save_config(config, self.run_dir / "config.yaml")
 
     def _read_best(self) -> float:
@@ -178,16 +199,20 @@ class Trainer:
                                ray_address=config.ray_address)
         logger = TrainLogger(self.run_dir, wandb=config.wandb, name=self.run_dir.name, config=to_dict(config))
         scalars: dict[str, float] = {}
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                   TextColumn("{task.fields[status]}"))
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        first_epoch, started = self.epoch, time.perf_counter()
         try:
-            with Progress(*columns, disable=not self.progress, transient=False) as bar:
-                task = bar.add_task(self.run_dir.name, total=last, completed=self.epoch, status="")
+            with _sigterm_interrupts(), Progress(*columns, disable=not self.progress, transient=True) as bar:
+                task = bar.add_task(self.run_dir.name, total=last, completed=self.epoch)
                 while self.epoch < last:
                     scalars = self._epoch(sampler)
                     logger.log(scalars, self.epoch)
-                    bar.update(task, completed=self.epoch, status=f"return {scalars['episode/return']:.2f}  "
-                               f"success {scalars['episode/success_rate']:.2f}  {scalars['perf/samples_per_s']:.0f} samples/s")
+                    bar.update(task, completed=self.epoch)
+                    if self.progress:
+                        per_epoch = (time.perf_counter() - started) / (self.epoch - first_epoch)
+                        bar.console.print(epoch_line(self.epoch, last, self.frame, scalars,
+                                                     eta_s=per_epoch * (last - self.epoch)),
+                                          highlight=False, soft_wrap=True)
         except KeyboardInterrupt:
             self.save()
             raise
@@ -203,7 +228,8 @@ class Trainer:
         stats = self.ppo.update(RolloutBatch(
             obs=torch.from_numpy(rollout.obs), actions=torch.from_numpy(rollout.actions),
             rewards=torch.from_numpy(rollout.rewards), masks=torch.from_numpy(rollout.masks),
-            log_probs=torch.from_numpy(rollout.log_probs),
+            log_probs=torch.from_numpy(rollout.log_probs), cut_index=torch.from_numpy(rollout.cut_index),
+            cut_obs=torch.from_numpy(rollout.cut_obs),
         ))
         updated = time.perf_counter()
         self.epoch += 1
@@ -214,6 +240,7 @@ class Trainer:
             "perf/samples_per_s": len(rollout) / (sampled - start),
             "perf/sample_s": sampled - start,
             "perf/update_s": updated - sampled,
+            "perf/epoch_samples_per_s": len(rollout) / (updated - start),
             "perf/batch_size": float(len(rollout)),
         }
         if self.config.task != "imitation":
@@ -227,7 +254,25 @@ class Trainer:
             self.best = episode_return
             self.save(self.run_dir / "best.pth")
             (self.run_dir / "best.json").write_text(json.dumps({"epoch": self.epoch, "episode/return": episode_return}))
+        self.metrics.append(self.epoch, self.frame, updated - start, scalars)
         return scalars
+
+
+@contextmanager
+def _sigterm_interrupts():
+    """Within the block, SIGTERM raises KeyboardInterrupt (main thread only; elsewhere a no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def dry_run_config(config: TrainConfig) -> TrainConfig:
