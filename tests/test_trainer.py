@@ -2,6 +2,10 @@
 determinism, MoE gate training over frozen experts."""
 
 import argparse
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +16,7 @@ from kinesis_tasks.motions import load_library, save_library
 
 from kinesis import train_cli
 from kinesis_training.checkpoint import CHECKPOINT_KEYS, load_checkpoint
-from kinesis_training.config import TrainConfig, from_dict, load_config
+from kinesis_training.config import TrainConfig, from_dict, load_config, save_config
 from kinesis_training.policies import MoEActor
 from kinesis_training.trainer import DRY_RUN_BATCH, train
 
@@ -82,6 +86,22 @@ def test_resume_continues_from_saved_epoch(tiny_library, tmp_path):
     assert steps == {3 * config.ppo.opt_epochs}  # the optimizer state carried over: 3 epochs x 2 Adam steps
     assert int(resumed.policy.norm.n) == 3 * config.ppo.opt_epochs * first.frame
     assert load_config(tmp_path / "run" / "config.yaml").epochs == 3
+
+
+def test_sigterm_saves_the_run(tiny_library, tmp_path):
+    """A run in the background is stopped with SIGTERM: it writes model.pth at the last completed epoch."""
+    config = tiny_config(tiny_library, epochs=100_000, save_every=100_000)
+    save_config(config, tmp_path / "tiny.yaml")
+    process = subprocess.Popen([sys.executable, "-m", "kinesis.cli", "train", "expert", "--name", "bg", "--runs",
+                                str(tmp_path), "--config", str(tmp_path / "tiny.yaml"), "--no-progress"])
+    metrics = tmp_path / "bg" / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while not (metrics.exists() and len(metrics.read_text().splitlines()) >= 2) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 130
+    logged = len(metrics.read_text().splitlines())  # the signal may fall between an epoch and its log line
+    assert load_checkpoint(tmp_path / "bg" / "model.pth").epoch in (logged, logged + 1) and logged >= 2
 
 
 def test_same_seed_same_weights(tiny_library, tmp_path):
