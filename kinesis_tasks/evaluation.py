@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from kinesis_tasks.controllers import FALLBACKS, fallback_action
 from kinesis_tasks.imitation import ImitationConfig, ImitationEnv
 from kinesis_tasks.metrics import MotionResult
 from kinesis_tasks.motions import ReferenceMotion
@@ -40,10 +41,34 @@ PolicyFactory = Callable[[int, int], PolicyFn]
 class ZeroPolicy:
     """The untrained baseline: action 0 for every muscle (target length mode: half its maximum length)."""
 
-    description: str = "zero action (no checkpoint)"
+    description: str = FALLBACKS["zero-action"]
 
     def __call__(self, obs_size: int, action_size: int) -> PolicyFn:
         action = np.zeros(action_size, dtype=np.float32)
+        return lambda obs: action
+
+
+@dataclass(frozen=True)
+class FallbackPolicy:
+    """A fallback controller of ``controllers.FALLBACKS`` by name (``--checkpoint hold-pose``): the constant
+    action ``controllers.fallback_action`` gives for the embodiment, as the policy node runs it."""
+
+    name: str = "hold-pose"
+    embodiment: str = "legs"
+    control_mode: str = "target_length"
+    description: str = ""
+    """Default: the fallback's entry of ``FALLBACKS``."""
+
+    def __post_init__(self) -> None:
+        if not self.description:
+            object.__setattr__(self, "description", FALLBACKS[self.name])
+
+    def __call__(self, obs_size: int, action_size: int) -> PolicyFn:
+        from kinesis_tasks.embodiment import load_embodiment
+
+        action = fallback_action(self.name, load_embodiment(self.embodiment), self.control_mode).astype(np.float32)
+        if action.size != action_size:
+            raise ValueError(f"fallback {self.name} of {self.embodiment} has {action.size} actions, the env {action_size}")
         return lambda obs: action
 
 
