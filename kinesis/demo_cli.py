@@ -7,9 +7,12 @@ node answers (then stops it as Ctrl-C does), listens to
 to an MCAP file that Foxglove opens, and rendered from that file to an mp4 (the
 body with its reference keypoints in orange and its tracked bodies in green,
 seen by a camera that follows the pelvis; the first --video-seconds of simulated
-time, every other control step). Without ``--checkpoint`` the policy node uses
-its default (the hold-pose fallback controller when it has none: no balance,
-so tracking fails quickly).
+time, every other control step). Without ``--checkpoint`` the policy is the
+bundled policy of the embodiment (``kinesis_tasks.bundled``: the trained walker
+for ``legs``); ``--checkpoint hold-pose`` runs the untrained fallback controller
+instead (no balance, so tracking fails quickly), as does an embodiment without a
+bundled policy (the demo says so). The checkpoint is resolved here, as the policy
+node resolves it, and handed to the launch as `bundled`, a file or a fallback's name.
 
 The table means what ``kinesis eval`` means: the policy node starts every motion
 from its initial state (it resets the simulation), at frame 0, and ends it when
@@ -49,7 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=20.0,
                         help="seconds the stack runs once the policy node answers (start-up not counted; default 20)")
-    parser.add_argument("--checkpoint", default="", help="policy model.pth (default: the policy node's default)")
+    parser.add_argument("--checkpoint", default="",
+                        help="model.pth, kinesis:NAME, or hold-pose / zero-action for a fallback controller "
+                             "(default: the bundled policy of the embodiment)")
     parser.add_argument("--embodiment", default="legs", help="legs (80 muscles), legs_abs (86), legs_back (290) or an MJCF path")
     parser.add_argument("--out", type=Path, default=Path("demo_out"), help="folder for the MCAP and video (default demo_out/)")
     parser.add_argument("--sim-only", action="store_true", help="no ROS: run the muscle simulation alone and render a video")
@@ -77,8 +82,9 @@ def run_ros(args: argparse.Namespace) -> int:
     env = dict(os.environ, ROS_DOMAIN_ID=os.environ.get("ROS_DOMAIN_ID", str(random.randint(1, 200))),
                ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
     os.environ.update(env)
-    command = [sys.executable, "-m", "kinesis.cli", "launch", "locomotion", "headless:=true", "clock:=lockstep",
-               f"record:={mcap}", f"embodiment:={args.embodiment}", f"checkpoint:={args.checkpoint}"]
+    choice = demo_policy(args)
+    command = launch_command(args, mcap, choice)
+    console.print(f"policy: {choice.description}")
     console.print(f"[bold]kinesis launch locomotion[/] (lockstep, headless; {args.duration:g} s once the policy runs) ...")
     results = _TrackingListener(order=_playlist_names())
     launch = subprocess.Popen(command, env=env)
@@ -112,6 +118,19 @@ def run_ros(args: argparse.Namespace) -> int:
                                      console=console)
             console.print(f"video: {video.resolve()}" if video is not None else "video: no states in the recording")
     return launch.returncode or 0
+
+
+def demo_policy(args: argparse.Namespace):
+    """The ``PolicyChoice`` of --checkpoint for --embodiment, as the policy node resolves its ``checkpoint``."""
+    from kinesis_policy_node.policy_node import policy_choice
+
+    return policy_choice(args.checkpoint, args.embodiment, "target_length")
+
+
+def launch_command(args: argparse.Namespace, mcap: Path, choice) -> list[str]:
+    """The `kinesis launch locomotion` command line of the demo, with the resolved policy."""
+    return [sys.executable, "-m", "kinesis.cli", "launch", "locomotion", "headless:=true", "clock:=lockstep",
+            f"record:={mcap}", f"embodiment:={args.embodiment}", f"checkpoint:={choice.argument}"]
 
 
 @dataclass

@@ -10,10 +10,15 @@ with the mean action until success, a fall or the time limit (--max-time, defaul
 table per goal (goal, success, outcome, time to success, final distance / mean velocity error / ball to
 target, return) and the success rate. The kick runs the legs_back soccer scene.
 
-Without --checkpoint the policy is the zero action (every muscle's target length at half its maximum):
-an untrained baseline, so that `kinesis eval --motions default:test` runs on a fresh machine. Its
-numbers are low by design. --weights float16 runs the checkpoint's mean action with its weight matrices
-rounded to float16 (about half the latency; actions ~1e-4 relative from float32).
+Without --checkpoint the policy is the bundled policy of the embodiment (kinesis_tasks/data/policies/:
+a trained walker for legs), so that `kinesis eval --motions default:test` evaluates a trained policy on a
+fresh machine; an embodiment without one is an error (--checkpoint PATH). --checkpoint hold-pose runs the
+untrained baseline instead (the standing muscle lengths held, no balance: it falls, its numbers are low by
+design), --checkpoint zero-action every muscle's target length at half its maximum. --task: the bundled
+walker is an imitation policy, not fine-tuned for the task (the task turns its goal into the reference it
+tracks); the kick runs legs_back, which has no bundled policy, so without --checkpoint it runs the hold-pose
+fallback and says so. --weights float16 runs the checkpoint's mean action with its weight matrices rounded
+to float16 (about half the latency; actions ~1e-4 relative from float32).
 """
 
 from __future__ import annotations
@@ -27,9 +32,10 @@ from pathlib import Path
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("eval", help="evaluate a policy on a motion library or a task's goals",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", type=Path, default=None,
-                        help="model.pth, or kinesis:NAME for an official one (kinesis assets fetch), to evaluate "
-                             "(default: the zero-action baseline)")
+    parser.add_argument("--checkpoint", default=None,
+                        help="model.pth, kinesis:NAME for an official one (kinesis assets fetch), or a fallback "
+                             "controller by name: hold-pose (the untrained baseline) or zero-action (default: the "
+                             "bundled policy of the embodiment; --task kick: hold-pose, none is bundled for legs_back)")
     parser.add_argument("--motions", default="default:test",
                         help="LIBRARY[:SPLIT]: 'default', a library .npz file or folder, optional split (default default:test)")
     parser.add_argument("--embodiment", default=None,
@@ -55,10 +61,12 @@ class CheckpointPolicy:
 
     path: str
     weights: str = "float32"
+    bundled: bool = False
 
     @property
     def description(self) -> str:
-        return f"checkpoint {self.path} (mean action{', float16 weights' if self.weights == 'float16' else ''})"
+        kind = "bundled policy" if self.bundled else "checkpoint"
+        return f"{kind} {self.path} (mean action{', float16 weights' if self.weights == 'float16' else ''})"
 
     def __call__(self, obs_size: int, action_size: int):
         import torch
@@ -76,18 +84,34 @@ def parse_motions(spec: str) -> tuple[str, str | None]:
     return library, split
 
 
+def embodiment_of(args: argparse.Namespace) -> str:
+    """--embodiment, or the default: legs, or the task's (``task_env.default_embodiment``: legs_back for kick)."""
+    if args.embodiment:
+        return args.embodiment
+    if args.task is not None:
+        from kinesis_tasks.task_env import default_embodiment
+
+        return default_embodiment(args.task)
+    return "legs"
+
+
 def _policy_factory(args: argparse.Namespace):
-    from kinesis_tasks.evaluation import ZeroPolicy
+    """The policy factory of --checkpoint (``kinesis_tasks.bundled.resolve_policy``: default the bundled policy,
+    hold-pose/zero-action the fallbacks, kinesis:NAME, a path); ``.path`` is the checkpoint file or None."""
+    from kinesis_tasks.bundled import resolve_policy
+    from kinesis_tasks.evaluation import FallbackPolicy
+    from kinesis_tasks.imitation import ImitationConfig
 
     if args.workers < 1:
         raise ValueError(f"--workers must be >= 1, got {args.workers}")
-    if args.checkpoint is not None:
-        from kinesis_tasks.assets import resolve_checkpoint
-
-        args.checkpoint = resolve_checkpoint(args.checkpoint)  # kinesis:NAME -> the file of `kinesis assets fetch`
-    if args.checkpoint is not None and not args.checkpoint.is_file():
-        raise FileNotFoundError(f"--checkpoint {args.checkpoint}: file not found")
-    return ZeroPolicy() if args.checkpoint is None else CheckpointPolicy(str(args.checkpoint), args.weights)
+    embodiment = embodiment_of(args)
+    control_mode = ImitationConfig.default(embodiment=embodiment).control_mode
+    # downstream tasks keep a fallback where nothing is bundled (the kick's legs_back); motions need a policy
+    choice = resolve_policy(args.checkpoint, embodiment, control_mode=control_mode,
+                            unbundled="error" if args.task is None else "fallback")
+    if choice.checkpoint is None:
+        return FallbackPolicy(choice.fallback, embodiment, control_mode, description=choice.description)
+    return CheckpointPolicy(str(choice.checkpoint), args.weights, bundled=choice.bundled)
 
 
 def _progress(console, total: int):
@@ -122,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
     motions = load_library(library, split=split)
     if not motions:
         raise ValueError(f"--motions {args.motions}: no motions")
-    embodiment = args.embodiment or "legs"
+    embodiment = embodiment_of(args)
     config = evaluation_config(embodiment=embodiment)
     console = Console()
     console.print(f"policy: {factory.description}; embodiment {embodiment}; {len(motions)} motions "
@@ -146,7 +170,8 @@ def run(args: argparse.Namespace) -> int:
 
     _write_json(console, args.json, {
         "policy": factory.description,
-        "checkpoint": None if args.checkpoint is None else str(args.checkpoint),
+        "checkpoint": getattr(factory, "path", None),
+        "bundled": getattr(factory, "bundled", False),
         "embodiment": embodiment,
         "motions": args.motions,
         "seed": args.seed,
@@ -178,13 +203,13 @@ def run_task(args: argparse.Namespace) -> int:
 
     from kinesis_tasks.evaluation import evaluate_task, summarize_tasks
     from kinesis_tasks.imitation import ImitationConfig
-    from kinesis_tasks.task_env import METRICS, check_task, default_embodiment, time_limit
+    from kinesis_tasks.task_env import METRICS, check_task, time_limit
 
     task = check_task(args.task)
     factory = _policy_factory(args)
     if args.goals < 1:
         raise ValueError(f"--goals must be >= 1, got {args.goals}")
-    embodiment = args.embodiment or default_embodiment(task)
+    embodiment = embodiment_of(args)
     config = ImitationConfig.default(embodiment=embodiment)
     console = Console()
     console.print(f"policy: {factory.description}; task {task}; embodiment {embodiment}; {args.goals} goals "
@@ -212,7 +237,8 @@ def run_task(args: argparse.Namespace) -> int:
     _write_json(console, args.json, {
         "task": task,
         "policy": factory.description,
-        "checkpoint": None if args.checkpoint is None else str(args.checkpoint),
+        "checkpoint": getattr(factory, "path", None),
+        "bundled": getattr(factory, "bundled", False),
         "embodiment": embodiment,
         "goals": args.goals,
         "seed": args.seed,

@@ -4,8 +4,10 @@ The policy acts on the imitation env in evaluation mode (every motion from its f
 termination distance), one control step per 1/30 s; when a motion ends or fails the next one starts. With
 --task reach|directional|kick it runs seeded goals of the task env instead (goal i of --seed, as
 `kinesis eval --task`), the task's reference and goal drawn. Without --checkpoint the policy is the default
-of `kinesis eval` (the same resolution). --checkpoint kinesis:NAME takes an official checkpoint fetched by
-`kinesis assets fetch` (those expect --embodiment kinesis-v1).
+of `kinesis eval` (the same resolution): the bundled policy of the embodiment (the trained walker for legs;
+--task kick: the hold-pose fallback, nothing is bundled for legs_back). --checkpoint hold-pose shows the
+untrained fallback. --checkpoint kinesis:NAME takes an official checkpoint fetched by `kinesis assets fetch`
+(those expect --embodiment kinesis-v1).
 
 Keys: Right arrow or N: next motion (goal); Left arrow or P: previous; Backspace or R: restart it;
 Space: pause. (N, P and R also toggle MuJoCo's Island, Contact Split and Reflection flags.) Mouse as in
@@ -33,8 +35,9 @@ SCREENSHOT_STEPS = 30
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("view", help="watch a policy in MuJoCo's viewer, the reference as ghost spheres",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", type=Path, default=None,
-                        help="model.pth or kinesis:NAME (default: the policy `kinesis eval` uses by default)")
+    parser.add_argument("--checkpoint", default=None,
+                        help="model.pth, kinesis:NAME, or hold-pose / zero-action for a fallback controller "
+                             "(default: the bundled policy of the embodiment, as `kinesis eval`)")
     parser.add_argument("--weights", choices=("float32", "float16"), default="float32",
                         help="--checkpoint: weight storage of the mean action (default float32)")
     parser.add_argument("--motions", default="default:test", help="LIBRARY[:SPLIT] to play (default default:test)")

@@ -122,8 +122,8 @@ def test_kinesis_eval_smoke(tmp_path, two_short, capsys):
     out = tmp_path / "eval.json"
     assert eval_cli.parse_motions("default:test") == ("default", "test")
     assert eval_cli.parse_motions(str(library)) == (str(library), None)
-    args = cli(["eval", "--motions", f"{library}:test", "--json", str(out), "--seed", "1"])
-    assert args.func(args) == 0
+    args = cli(["eval", "--motions", f"{library}:test", "--json", str(out), "--seed", "1", "--checkpoint", "zero-action"])
+    assert args.func(args) == 0  # (the default, the bundled policy: tests/test_bundled_policy.py)
     printed = capsys.readouterr().out
     assert "zero action" in printed and "stand_short" in printed
     report = json.loads(out.read_text())
