@@ -7,7 +7,12 @@ Each SimState (step k) is turned into the policy input by ``tracking.GoalTracker
 kinesis_tasks functions as offline training, the checkpoint's mean action (``kinesis_training.load_policy``)
 is published as the MuscleCommand answering step k, and /kinesis/tracking gets the step's metrics (when
 someone subscribes it).
-Without a checkpoint the node runs ``kinesis_tasks.controllers.hold_pose_action`` (and says so once).
+The ``checkpoint`` parameter resolves as everywhere (``kinesis_tasks.bundled.resolve_policy``): empty (the
+default), ``bundled`` or ``default`` is the bundled policy of the node's embodiment (the trained walker for
+``legs``; the reach and directional tasks drive it with the references their goals give); ``hold-pose`` or
+``zero-action`` runs that fallback controller (``kinesis_tasks.controllers.fallback_action``); a path or
+kinesis:NAME a checkpoint file. Left empty for an embodiment without a bundled policy (``legs_back``: the
+kick), the node runs the hold-pose fallback and says so once.
 The reference is published on /kinesis/reference_motion when it changes: the motion when it starts, a
 two-frame motion (now, one step later) at every state for the downstream tasks. Kick: the ball comes from
 the state when the simulation runs the soccer scene (``sim_node`` ``scene: soccer``), else it lies still on
@@ -53,9 +58,10 @@ from kinesis_msgs.msg import MuscleCommand, ReferenceMotion, SimState, TrackingS
 from kinesis_policy_node import goals
 from kinesis_policy_node.sim_reset import SimReset
 from kinesis_policy_node.tracking import GoalTracker, canonical_task
-from kinesis_sim_node.messages import SIM_STATE_QOS, relaxed_action
+from kinesis_sim_node.messages import SIM_STATE_QOS
 from kinesis_tasks.config import load_config
-from kinesis_tasks.controllers import hold_pose_action
+from kinesis_tasks.bundled import PolicyChoice, resolve_policy
+from kinesis_tasks.controllers import fallback_action
 from kinesis_tasks.motions import load_library
 from kinesis_tasks.tasks import base
 from kinesis_sim_node.spin import spin_node
@@ -88,8 +94,7 @@ class PolicyNode(Node):
         self.tracker = GoalTracker(self.embodiment, task, playlist, initial,
                                    ball=np.array([spot[0], spot[1], float(p["ball_radius"])]))
         model = self.tracker.model
-        self.policy = self.load_policy(str(p["checkpoint"]), str(p["weights"]), model)
-        self.fallback = hold_pose_action(model) if self.mode == "target_length" else relaxed_action(self.mode, model.nu)
+        self.policy, self.fallback = self.load_policy(str(p["checkpoint"]), str(p["weights"]), model)
         self.rejected: Counter[str] = Counter()
         self.published_references: deque[tuple[str, int, int]] = deque(maxlen=OWN_REFERENCES_KEPT)
         self.started = False  # a state was handled (the first one starts the first motion)
@@ -109,18 +114,20 @@ class PolicyNode(Node):
                                f"{len(playlist)} motion(s), observation size {self.tracker.layout.full_size}")
 
     def load_policy(self, checkpoint: str, weights: str, model):
-        if weights not in ("float32", "float16"):  # checked here too: without a checkpoint torch is never loaded
+        """(loaded policy, None), or (None, the fallback's constant action) for a fallback controller."""
+        if weights not in ("float32", "float16"):  # checked here too: a fallback never loads torch
             raise ValueError(f"parameter weights must be float32 or float16, got {weights!r}")
-        if not checkpoint:
-            self.get_logger().warning("no checkpoint given: running the hold-pose fallback controller "
-                                      "(kinesis_tasks.controllers.hold_pose_action), which does not balance")
-            return None
+        choice = policy_choice(checkpoint, self.embodiment, self.mode)
+        if choice.checkpoint is None:
+            self.get_logger().warning(f"not a trained policy: running the {choice.description}")
+            return None, fallback_action(choice.fallback, model, self.mode)
         from kinesis_training import load_policy
 
-        policy = load_policy(checkpoint, obs_dim=self.tracker.layout.full_size, action_dim=model.nu, weights=weights)
-        self.get_logger().info(f"policy {checkpoint}: {policy.kind}, obs {policy.obs_dim}, actions {policy.action_dim}, "
-                               f"{weights} weights")
-        return policy
+        policy = load_policy(choice.checkpoint, obs_dim=self.tracker.layout.full_size, action_dim=model.nu,
+                             weights=weights)
+        self.get_logger().info(f"policy: {choice.description}: {policy.kind}, obs {policy.obs_dim}, "
+                               f"actions {policy.action_dim}, {weights} weights")
+        return policy, None
 
     def on_state(self, msg: SimState) -> None:
         if msg.embodiment != self.embodiment:
@@ -237,6 +244,11 @@ class PolicyNode(Node):
         self.set_parameters([Parameter(name, value=self.rejected[topic])])
         self.get_logger().warning(f"ignored a message on {topic} ({reason}); {self.rejected[topic]} so far",
                                   throttle_duration_sec=1.0)
+
+
+def policy_choice(checkpoint: str, embodiment: str, control_mode: str) -> PolicyChoice:
+    """What the ``checkpoint`` parameter runs (``resolve_policy``; empty without a bundle: the hold-pose fallback)."""
+    return resolve_policy(checkpoint, embodiment, control_mode=control_mode, unbundled="fallback")
 
 
 def reference_key(msg: ReferenceMotion) -> tuple[str, int, int]:
