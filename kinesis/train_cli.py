@@ -68,6 +68,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           help="stop when fewer motions than this fail (default 1: none fail)")
     pipeline.set_defaults(func=run_pipeline)
 
+    curves = kinds.add_parser("curves", help="plot learning curves of runs (metrics.jsonl) to a PNG")
+    curves.add_argument("runs", nargs="+", metavar="RUN[=LABEL]",
+                        help="run folder or metrics.jsonl, optionally labelled: runs/walker=walker")
+    curves.add_argument("--out", type=Path, default=Path("curves.png"), help="PNG to write (default curves.png)")
+    curves.add_argument("--window", type=int, default=20, help="moving-average window in epochs (default 20)")
+    curves.set_defaults(func=run_curves)
+
     mine = subparsers.add_parser("mine", help="evaluate an expert, write its failed motions as a new library")
     mine.add_argument("--expert", type=Path, required=True, help="run folder (with model.pth) or checkpoint file")
     mine.add_argument("--motions", default=None,
@@ -202,4 +209,17 @@ def run_mine(args: argparse.Namespace) -> int:
     result = mine(args.expert, config, out, workers=args.workers)
     print(f"{len(result.results) - len(result.failed)}/{len(result.results)} motions succeeded; "
           f"{len(result.failed)} failed" + (f" -> {result.library}" if result.library else ""))
+    return 0
+
+
+def run_curves(args: argparse.Namespace) -> int:
+    from kinesis_training.curves import plot_curves
+
+    runs = {}
+    for item in args.runs:
+        source, _, label = item.partition("=")
+        if not Path(source).exists():
+            raise FileNotFoundError(f"no run folder or metrics file {source}")
+        runs[label or Path(source).name] = source
+    print(f"curves: {plot_curves(runs, args.out, window=args.window)}")
     return 0

@@ -2,6 +2,7 @@
 determinism, MoE gate training over frozen experts."""
 
 import argparse
+import json
 import signal
 import subprocess
 import sys
@@ -153,3 +154,17 @@ def test_shipped_presets_differ_in_scale():
     paper, cpu = load_config("paper"), load_config("cpu")
     assert paper.min_batch_size == 51_200 and paper.network == "paper" and np.isclose(paper.ppo.gamma, 0.99)
     assert cpu.min_batch_size < paper.min_batch_size and cpu.network == "small"
+
+
+def test_curves_smooth_and_plot(tmp_path):
+    from kinesis_training.curves import smoothed
+
+    np.testing.assert_allclose(smoothed([1.0, 3.0, float("nan"), 5.0], 2), [1.0, 2.0, 3.0, 5.0])
+    rows = [{"epoch": i, "samples": 4096 * i, "wall_s": 2.0 * i, "episode/length": 5.0 + i, "step/mpjpe_mm": 100.0 - i}
+            for i in range(1, 30)]
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    assert cli("train", "curves", f"{tmp_path / 'run'}=run", "--out", str(tmp_path / "c.png")) == 0
+    assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(FileNotFoundError, match="no run folder"):
+        cli("train", "curves", str(tmp_path / "missing"))
