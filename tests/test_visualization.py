@@ -24,7 +24,7 @@ from kinesis_sim_node import foxglove_scene, rviz_markers
 from kinesis_sim_node.ros_channels import ros2msg_definition, type_name
 from kinesis_tasks import load_embodiment
 from kinesis_tasks.scene import SceneLayout, Shape, build_scene, set_pose
-from ros_client import RosTestClient, private_domain
+from ros_client import RosTestClient, mcap_channels, private_domain
 
 TIMEOUT_S = 20.0
 
@@ -301,10 +301,7 @@ def test_mcap_records_topics_and_scene(ros, legs, tmp_path):
 
     with open(path, "rb") as stream:
         reader = make_reader(stream)
-        summary = reader.get_summary()
-        counts = {summary.channels[c].topic: n for c, n in summary.statistics.channel_message_counts.items()}
-        schemas = {c.topic: (summary.schemas[c.schema_id].name, summary.schemas[c.schema_id].encoding,
-                             c.message_encoding) for c in summary.channels.values()}
+        counts, schemas = mcap_channels(reader)
         recorded = [deserialize_message(message.data, SimState)
                     for _, channel, message in reader.iter_messages(topics=["/kinesis/sim_state"])]
         types = {"/kinesis/muscle_command": MuscleCommand, "/cmd_vel": Twist, "/text_command": String,
