@@ -38,10 +38,12 @@ def actor_and_spec(tiny_config):
     return actor, infer_spec(actor.state_dict(), build_critic(obs_dim, preset).state_dict())
 
 
-def collect_twice(kind, config, actor, spec, seed=7, **kwargs):
+def collect_twice(kind, config, actor, spec, seed=7, weights=None, **kwargs):
     sampler = make_sampler(kind, ImitationEnvFactory.of(config), spec, workers=WORKERS, envs_per_worker=ENVS,
                            seed=seed, **kwargs)
     try:
+        if weights is not None:
+            sampler.call("set_motion_weights", weights)
         return [sampler.collect(actor, 40) for _ in range(2)]
     finally:
         sampler.close()
@@ -61,6 +63,15 @@ def assert_same(batches_a, batches_b):
 
 def test_inprocess_equals_multiprocessing(tiny_config, actor_and_spec, inprocess_batches):
     assert_same(inprocess_batches, collect_twice("mp", tiny_config, *actor_and_spec))
+
+
+def test_motion_weights_reach_every_worker(tiny_config, actor_and_spec, inprocess_batches):
+    """sampler.call('set_motion_weights', ...) reaches each env of each worker: in-process and mp agree, and
+    all weight on one motion changes the batches."""
+    only_first = {load_library(tiny_config.motions, split="train").popitem()[0]: 1.0}
+    weighted = collect_twice("inprocess", tiny_config, *actor_and_spec, weights=only_first)
+    assert_same(weighted, collect_twice("mp", tiny_config, *actor_and_spec, weights=only_first))
+    assert not np.array_equal(weighted[0].obs, inprocess_batches[0].obs)
 
 
 def test_ray_equals_multiprocessing(tiny_config, actor_and_spec, inprocess_batches):

@@ -13,13 +13,16 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from kinesis_tasks.evaluation import evaluate
+from kinesis_tasks.metrics import summarize
 from kinesis_tasks.motions import load_library, save_library
 
 from kinesis import train_cli
 from kinesis_training.checkpoint import CHECKPOINT_KEYS, load_checkpoint
 from kinesis_training.config import TrainConfig, from_dict, load_config, save_config
 from kinesis_training.policies import MoEActor
-from kinesis_training.trainer import DRY_RUN_BATCH, train
+from kinesis_training.mining import CheckpointPolicy
+from kinesis_training.trainer import DRY_RUN_BATCH, Trainer, train
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
 
@@ -103,6 +106,39 @@ def test_sigterm_saves_the_run(tiny_library, tmp_path):
     assert process.wait(timeout=60) == 130
     logged = len(metrics.read_text().splitlines())  # the signal may fall between an epoch and its log line
     assert load_checkpoint(tmp_path / "bg" / "model.pth").epoch in (logged, logged + 1) and logged >= 2
+
+
+def test_evaluation_during_training_and_failure_weights(tiny_library, tmp_path):
+    """eval_every: the logged eval/* are `kinesis eval` of model.pth; best_eval.pth kept; motion_sampling
+    failures hands the envs floor + 1 - coverage per motion."""
+    config = tiny_config(tiny_library, epochs=2, eval_every=1, motion_sampling="failures", sampling_floor=0.5)
+    train(config, tmp_path / "run", progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [row["epoch"] for row in rows if "eval/success_rate" in row] == [1, 2]
+    motions = load_library(tiny_library, split="train")
+    results = evaluate(motions, CheckpointPolicy(str(tmp_path / "run" / "model.pth")), config=config.imitation)
+    summary = summarize(results)
+    assert rows[-1]["eval/success_rate"] == summary["success_rate"]
+    assert rows[-1]["eval/mpjpe_mm"] == pytest.approx(summary["mpjpe_mm"], rel=1e-9)
+    best = json.loads((tmp_path / "run" / "best_eval.json").read_text())
+    best_row = max(rows, key=lambda row: (row["eval/success_rate"], -row["eval/mpjpe_mm"]))
+    assert best["epoch"] == best_row["epoch"] and load_checkpoint(tmp_path / "run" / "best_eval.pth").epoch == best["epoch"]
+
+    class Recorder:
+        calls: list = []
+
+        def call(self, *args):
+            self.calls.append(args)
+
+    trainer = Trainer(config.replace(epochs=3), tmp_path / "run", resume=True, progress=False)
+    trainer._evaluate(Recorder())
+    ((method, weights),) = Recorder.calls
+    assert method == "set_motion_weights"
+    assert weights == {r.motion: pytest.approx(1.5 - r.frames_tracked / r.frames_total) for r in results}
+    with pytest.raises(ValueError, match="needs eval_every"):
+        from_dict({"motion_sampling": "failures"})
+    with pytest.raises(ValueError, match="no motions to evaluate"):
+        from_dict({"task": "reach", "eval_every": 10})
 
 
 def test_same_seed_same_weights(tiny_library, tmp_path):

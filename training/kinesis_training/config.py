@@ -21,6 +21,7 @@ import yaml
 from kinesis_tasks.imitation import ImitationConfig
 from kinesis_tasks.task_env import TASKS as DOWNSTREAM_TASKS
 
+from kinesis_training.hard_motions import MOTION_SAMPLING
 from kinesis_training.ppo import PPOConfig
 
 SamplerKind = Literal["inprocess", "mp", "ray"]
@@ -66,6 +67,14 @@ class TrainConfig:
     """Torch device of the PPO update ('cpu', 'cuda'); sampling always runs on CPU."""
     save_every: int = 50
     """Write ``model_<epoch>.pth`` every this many epochs (0: never); ``model.pth`` is written every epoch."""
+    eval_every: int = 0
+    """Imitation: evaluate the latest checkpoint on the training motions every this many epochs as ``kinesis
+    eval`` does (0: never); logs ``eval/*`` and keeps ``best_eval.pth`` (``kinesis_training.hard_motions``)."""
+    motion_sampling: str = "uniform"
+    """Imitation: 'uniform', or 'failures' (after each evaluation, motion m is drawn with weight
+    ``sampling_floor + 1 - coverage_m``; needs ``eval_every``)."""
+    sampling_floor: float = 0.2
+    """Weight of a motion tracked to its end under ``motion_sampling: failures``."""
     wandb: bool = False
     """Also log to Weights & Biases in offline mode (needs ``pip install wandb``)."""
     ppo: PPOConfig = field(default_factory=PPOConfig)
@@ -87,6 +96,14 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.workers < 0 or self.save_every < 0:
             raise ValueError(f"workers and save_every must be >= 0, got {self.workers} and {self.save_every}")
+        if self.eval_every < 0 or self.sampling_floor < 0:
+            raise ValueError(f"eval_every and sampling_floor must be >= 0, got {self.eval_every} and {self.sampling_floor}")
+        if self.motion_sampling not in MOTION_SAMPLING:
+            raise ValueError(f"motion_sampling must be one of {MOTION_SAMPLING}, got {self.motion_sampling!r}")
+        if self.eval_every and self.task != "imitation":
+            raise ValueError(f"eval_every evaluates motion imitation; task {self.task!r} has no motions to evaluate")
+        if self.motion_sampling == "failures" and not self.eval_every:
+            raise ValueError("motion_sampling 'failures' needs eval_every > 0 (the evaluations give the weights)")
 
     @property
     def num_workers(self) -> int:

@@ -245,7 +245,7 @@ class InProcessSampler:
 
 
 def _worker_main(conn, make_env: EnvFactory, spec: PolicySpec, envs_per_worker: int, seed: int, worker: int) -> None:
-    """Process entry point: serve ("collect", state, steps), ("call", method, args) and ("close",)."""
+    """Process entry point: serve ("collect", state, steps), ("call", method, *args) and ("close",)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle (it saves, then closes us)
     try:
         rollout_worker = RolloutWorker(make_env, spec, envs_per_worker, seed, worker)
@@ -310,7 +310,7 @@ class MultiprocessingSampler:
 
     def call(self, method: str, *args: Any) -> None:
         for conn in self.connections:
-            conn.send(("call", method, args))
+            conn.send(("call", method, *args))
         self._gather()
 
     def close(self) -> None:

@@ -6,6 +6,7 @@ A run lives in one folder (``runs/NAME``)::
     model.pth              latest checkpoint (original KINESIS layout), written after every epoch
     model_<epoch>.pth      every ``save_every`` epochs
     best.pth, best.json    highest mean episode return so far (and its epoch)
+    best_eval.pth, .json   with ``eval_every``: the best evaluated checkpoint (success, then MPJPE; its epoch)
     metrics.jsonl          one line per epoch: epoch, samples, wall_s (training time, resumes included), scalars
     events.out.tfevents.*  TensorBoard scalars (see kinesis_training.logging)
 
@@ -31,6 +32,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import threading
 import time
@@ -42,12 +44,14 @@ from typing import Any
 import numpy as np
 import torch
 from kinesis_tasks.imitation import ImitationConfig, ImitationEnv
+from kinesis_tasks.motions import load_library
 from kinesis_tasks.symmetry import MirrorMap
 from kinesis_tasks.task_env import VectorTaskEnv
 from kinesis_tasks.vector_env import VectorImitationEnv
 
 from kinesis_training.checkpoint import infer_spec, load_checkpoint, load_moe_from_experts, save_checkpoint
 from kinesis_training.config import TrainConfig, save_config, to_dict
+from kinesis_training.hard_motions import eval_scalars, evaluate_checkpoint, failure_weights, is_better, weights_line
 from kinesis_training.logging import MetricsFile, TrainLogger, epoch_line
 from kinesis_training.networks import Critic
 from kinesis_training.policies import Actor, MoEActor
@@ -170,6 +174,11 @@ class Trainer:
         self.policy, self.critic = policy.to(device), critic.to(device)
         self.ppo = PPO(self.policy, self.critic, config.ppo, *optimizer_states, mirror=run_mirror(config))
         self.best = self._read_best()
+        self.eval_motions = load_library(config.imitation.motions, split=config.imitation.split) \
+            if config.eval_every else {}
+        best_eval = self.run_dir / "best_eval.json"
+        self.best_eval = json.loads(best_eval.read_text()) if resume and best_eval.is_file() else None
+        self.eval_note = ""
         self.metrics = MetricsFile(self.run_dir / "metrics.jsonl", resume=resume, epoch=self.epoch)
         save_config(config, self.run_dir / "config.yaml")
 
@@ -204,6 +213,9 @@ class Trainer:
         try:
             with _sigterm_interrupts(), Progress(*columns, disable=not self.progress, transient=True) as bar:
                 task = bar.add_task(self.run_dir.name, total=last, completed=self.epoch)
+                if config.motion_sampling == "failures" and self.checkpoint_path.is_file():
+                    self._evaluate(sampler)  # weights for the resumed run's first epochs
+                    self._note(bar)
                 while self.epoch < last:
                     scalars = self._epoch(sampler)
                     logger.log(scalars, self.epoch)
@@ -213,6 +225,7 @@ class Trainer:
                         bar.console.print(epoch_line(self.epoch, last, self.frame, scalars,
                                                      eta_s=per_epoch * (last - self.epoch)),
                                           highlight=False, soft_wrap=True)
+                        self._note(bar)
         except KeyboardInterrupt:
             self.save()
             raise
@@ -233,6 +246,7 @@ class Trainer:
         ))
         updated = time.perf_counter()
         self.epoch += 1
+        elapsed = updated - start
         self.frame += len(rollout)
         scalars = {
             **rollout.stats.summary(),
@@ -254,8 +268,35 @@ class Trainer:
             self.best = episode_return
             self.save(self.run_dir / "best.pth")
             (self.run_dir / "best.json").write_text(json.dumps({"epoch": self.epoch, "episode/return": episode_return}))
-        self.metrics.append(self.epoch, self.frame, updated - start, scalars)
+        if self.config.eval_every and self.epoch % self.config.eval_every == 0:
+            evaluated = time.perf_counter()
+            scalars.update(self._evaluate(sampler))
+            elapsed += time.perf_counter() - evaluated
+        self.metrics.append(self.epoch, self.frame, elapsed, scalars)
         return scalars
+
+    def _evaluate(self, sampler) -> dict[str, float]:
+        """Evaluates ``model.pth`` on the training motions; keeps ``best_eval.pth``; sets the sampling weights."""
+        results = evaluate_checkpoint(self.checkpoint_path, self.eval_motions, self.config.imitation)
+        scalars = eval_scalars(results)
+        self.eval_note = (f"eval: success {scalars['eval/success_rate']:.2f}  mpjpe "
+                              f"{scalars['eval/mpjpe_mm']:.0f} mm  coverage {scalars['eval/coverage']:.2f}")
+        if is_better(scalars, self.best_eval):
+            self.best_eval = {"epoch": self.epoch, **scalars}
+            shutil.copyfile(self.checkpoint_path, self.run_dir / "best_eval.pth")
+            (self.run_dir / "best_eval.json").write_text(json.dumps(self.best_eval))
+            self.eval_note += "  (best: best_eval.pth)"
+        if self.config.motion_sampling == "failures":
+            weights = failure_weights(results, self.config.sampling_floor)
+            sampler.call("set_motion_weights", weights)
+            self.eval_note += f"\n  most sampled: {weights_line(weights)}"
+        return scalars
+
+    def _note(self, bar) -> None:
+        """Prints and clears the pending evaluation note."""
+        if self.eval_note and self.progress:
+            bar.console.print(self.eval_note, highlight=False, soft_wrap=True)
+        self.eval_note = ""
 
 
 @contextmanager
@@ -278,7 +319,8 @@ def _sigterm_interrupts():
 def dry_run_config(config: TrainConfig) -> TrainConfig:
     """``config`` shrunk to one tiny epoch (``DRY_RUN_BATCH`` samples, at most 2 workers, 1 PPO epoch)."""
     return replace(config, epochs=1, min_batch_size=DRY_RUN_BATCH, workers=min(config.num_workers, 2),
-                   envs_per_worker=1, save_every=0, ppo=replace(config.ppo, opt_epochs=1))
+                   envs_per_worker=1, save_every=0, eval_every=0, motion_sampling="uniform",
+                   ppo=replace(config.ppo, opt_epochs=1))
 
 
 def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False, dry_run: bool = False,
