@@ -53,11 +53,21 @@ class RosTestClient:
         end = time.monotonic() + seconds
         self.spin_until(lambda: time.monotonic() >= end, "time to pass")
 
-    def call(self, srv_type, name: str, request):
+    def call(self, srv_type, name: str, request, resend_after: float | None = None):
+        """Calls service ``name``; ``resend_after`` (idempotent requests only): send the request again after
+        that many seconds without a response (a request sent right after discovery, before the server's
+        response writer has matched this client, can be lost under load)."""
         client = self.node.create_client(srv_type, name)
         try:
             self.spin_until(client.service_is_ready, f"service {name}")
             future = client.call_async(request)
+            deadline = time.monotonic() + self.timeout
+            while resend_after is not None and time.monotonic() < deadline:
+                try:
+                    self.spin_until(future.done, f"response of {name}", timeout=resend_after)
+                    break
+                except AssertionError:
+                    future = client.call_async(request)
             self.spin_until(future.done, f"response of {name}")
             return future.result()
         finally:

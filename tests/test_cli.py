@@ -65,11 +65,14 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
 
 
 def test_bench_writes_results_with_ratio(tmp_path):
+    """Two of the five sections (the ros and training ones take a minute between them; `make bench` runs all)."""
     out = tmp_path / "results.json"
-    result = kinesis("bench", "--quick", "--out", str(out))
+    result = kinesis("bench", "--quick", "--only", "imitation_env,policy_latency_ms", "--out", str(out))
     assert result.returncode == 0, result.stderr
     results = json.loads(out.read_text())
     legs = results["imitation_env"]["legs"]
     assert legs["target_length"]["loop_baseline_control_steps_per_s"] > 0
     assert legs["control_mapping"]["speedup"] > 0
+    lattice = results["policy_latency_ms"]["networks"]["lattice_paper"]
+    assert lattice["speedup"] == pytest.approx(lattice["reference_ms"] / lattice["fast_ms"])
     assert results["versions"]["mujoco"] == "3.3.7"

@@ -52,7 +52,8 @@ def test_load_list_and_unload_through_the_container_services(tmp_path):
         stack.callback(interrupt_group, process)
         client = RosTestClient("container_test_client", domain_id, processes, TIMEOUT_S)
         stack.callback(client.close)
-        assert client.call(ListNodes, "/box/_container/list_nodes", ListNodes.Request()).unique_ids.tolist() == []
+        first = client.call(ListNodes, "/box/_container/list_nodes", ListNodes.Request(), resend_after=5.0)
+        assert first.unique_ids.tolist() == []
 
         # As launch_ros sends a composable_node: package, plugin, name, namespace, remaps, parameters.
         request = LoadNode.Request(package_name="kinesis_sim_node", plugin_name="kinesis_sim_node.sim_node.SimNode",
