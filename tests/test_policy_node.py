@@ -147,14 +147,15 @@ class Client(RosTestClient):
 
 
 @contextmanager
-def running_nodes(tmp_path):
+def running_nodes(tmp_path, client_class=None):
     """(client, start): ``start(module, params)`` runs ``python -P -m <module> --ros-args -p ...`` on the
     client's private localhost domain, ``start(CONTAINER, [], {plugin: params})`` a component container with
-    those nodes, as the launch files do; every process is stopped at exit."""
+    those nodes, as the launch files do; every process is stopped at exit. ``client_class(domain_id,
+    processes)``: another client than ``Client``."""
     domain_id, env = private_ros_environment(range(100, 200))
     processes = {}
     with ExitStack() as stack:
-        client = Client(domain_id, processes)
+        client = (client_class or Client)(domain_id, processes)
         stack.callback(client.close)
 
         def start(module: str, params: list[str], components: dict[str, list[str]] | None = None) -> None:

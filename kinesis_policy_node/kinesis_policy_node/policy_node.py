@@ -27,8 +27,9 @@ the next motion starts. At each start (the first state the node sees, and the st
 the node resets the simulation through the sim node's ``~/reset`` service (parameter ``sim_node``,
 ``sim_reset.SimReset``): it does not answer that state, and answers the sim's state 0 after the reset.
 This needs the lockstep clock; otherwise (or without the service, or with ``sim_node`` empty) motions
-start where the body is. A motion received on /kinesis/reference_motion starts where the body is; when it
-ends it starts over with a reset. The state that ended an attempt is the last one reported for that motion
+start where the body is. A motion received on /kinesis/reference_motion (a text prompt's, say) starts the
+same way, with a reset to its initial state at the next state, and starts over when it ends (without the
+reset it would start wherever the body is, usually meters from the reference, and terminate at once). The state that ended an attempt is the last one reported for that motion
 (``finished``).
 
 Commands: each command is published once, when the simulation's subscription is matched: a command
@@ -98,6 +99,7 @@ class PolicyNode(Node):
         self.rejected: Counter[str] = Counter()
         self.published_references: deque[tuple[str, int, int]] = deque(maxlen=OWN_REFERENCES_KEPT)
         self.started = False  # a state was handled (the first one starts the first motion)
+        self.start_pending = False  # a motion came on /kinesis/reference_motion: the next state starts it
         self.sim_reset = SimReset(self, str(p["sim_node"]))
         self.waiting: tuple[float, MuscleCommand] | None = None  # (since, command) until the sim listens
         self.sim_listening, self.listening_count, self.wait_for_sim = False, 0, True
@@ -135,9 +137,10 @@ class PolicyNode(Node):
             return
         if not self.sim_reset.accepts(int(msg.step)):
             return  # a motion start waits for the reset's state 0
-        if not self.started:
-            self.started = True
-            if self.tracker.in_playlist() and self.start_motion(lambda: self.on_state(msg)):
+        if not self.started or self.start_pending:
+            playlist_start = not self.started and self.tracker.in_playlist()
+            self.started, pending, self.start_pending = True, self.start_pending, False
+            if (playlist_start or pending) and self.start_motion(lambda: self.on_state(msg)):
                 return
         try:
             result = self.tracker.observe(np.asarray(msg.qpos), np.asarray(msg.sensordata), msg.sim_time, int(msg.step),
@@ -224,6 +227,7 @@ class PolicyNode(Node):
         except ValueError as error:
             self.reject(REFERENCE, str(error))
             return
+        self.start_pending = True
         self.get_logger().info(f"tracking reference motion {motion.name!r} ({motion.duration:.1f} s) from its first frame")
 
     def on_goal(self, topic: str, task: str, convert, msg) -> None:
