@@ -201,6 +201,12 @@ def test_curves_smooth_and_plot(tmp_path):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     assert cli("train", "curves", f"{tmp_path / 'run'}=run", "--out", str(tmp_path / "c.png")) == 0
-    assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    png = (tmp_path / "c.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(png[20:24], "big") == 8 * 90  # height: 2 rows
+    for row in rows[9::10]:  # an evaluation every 10 epochs adds the row of eval panels
+        row.update({"eval/success_rate": 0.5, "eval/mpjpe_mm": 90.0})
+    (tmp_path / "run" / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    assert cli("train", "curves", f"{tmp_path / 'run'}=run", "--out", str(tmp_path / "c.png")) == 0
+    assert int.from_bytes((tmp_path / "c.png").read_bytes()[20:24], "big") == 12 * 90
     with pytest.raises(FileNotFoundError, match="no run folder"):
         cli("train", "curves", str(tmp_path / "missing"))

@@ -1,5 +1,6 @@
 """Learning curves of training runs (``metrics.jsonl``) as one PNG: episode length and MPJPE against samples
-and against training wall time. ``kinesis train curves`` is its command line."""
+and against training wall time, and, when a run has them (``eval_every``), the ``kinesis eval`` success rate
+and MPJPE on the training motions against samples. ``kinesis train curves`` is its command line."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ PANELS = (("samples", "episode/length", "episode length (control steps)"),
           ("samples", "step/mpjpe_mm", "MPJPE (mm)"),
           ("wall_s", "episode/length", "episode length (control steps)"),
           ("wall_s", "step/mpjpe_mm", "MPJPE (mm)"))
+EVAL_PANELS = (("samples", "eval/success_rate", "kinesis eval: success rate"),
+               ("samples", "eval/mpjpe_mm", "kinesis eval: MPJPE (mm)"))
+"""Sparse points (one per evaluation), drawn unsmoothed."""
 
 
 def smoothed(values: Sequence[float], window: int) -> np.ndarray:
@@ -28,19 +32,26 @@ def smoothed(values: Sequence[float], window: int) -> np.ndarray:
 
 
 def plot_curves(runs: Mapping[str, str | os.PathLike], out: str | os.PathLike, *, window: int = 20) -> Path:
-    """Writes the 2x2 figure of ``runs`` (label -> run folder or metrics.jsonl) to ``out``; returns its path."""
+    """Writes the figure of ``runs`` (label -> run folder or metrics.jsonl) to ``out``: 2x2 panels, plus a row
+    of evaluation panels when a run has ``eval/*`` scalars; returns its path."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(12, 8), tight_layout=True)
+    metrics = {label: read_metrics(source) for label, source in runs.items()}
+    evaluated = any("eval/success_rate" in row for rows in metrics.values() for row in rows)
+    panels = PANELS + (EVAL_PANELS if evaluated else ())
+    figure = Figure(figsize=(12, 4 * len(panels) // 2), tight_layout=True)
     FigureCanvasAgg(figure)
-    axes = figure.subplots(2, 2).ravel()
-    for label, source in runs.items():
-        rows = read_metrics(source)
-        for ax, (x_key, y_key, y_label) in zip(axes, PANELS):
-            x = np.array([row.get(x_key, np.nan) for row in rows], dtype=np.float64)
-            x = x / 1e6 if x_key == "samples" else x / 3600.0
-            ax.plot(x, smoothed([row.get(y_key, np.nan) for row in rows], window), label=label, linewidth=1.2)
+    axes = figure.subplots(len(panels) // 2, 2).ravel()
+    for label, rows in metrics.items():
+        for ax, (x_key, y_key, y_label) in zip(axes, panels):
+            if y_key.startswith("eval/"):
+                rows_with = [row for row in rows if y_key in row]
+                x, y = _column(rows_with, x_key), [row[y_key] for row in rows_with]
+                ax.plot(x, y, marker=".", label=label, linewidth=1.0)
+            else:
+                ax.plot(_column(rows, x_key), smoothed([row.get(y_key, np.nan) for row in rows], window),
+                        label=label, linewidth=1.2)
             ax.set_xlabel("samples (millions)" if x_key == "samples" else "training wall time (h)")
             ax.set_ylabel(y_label)
             ax.grid(alpha=0.3)
@@ -48,3 +59,9 @@ def plot_curves(runs: Mapping[str, str | os.PathLike], out: str | os.PathLike, *
     out = Path(out)
     figure.savefig(out, dpi=90)
     return out
+
+
+def _column(rows: Sequence[Mapping[str, float]], x_key: str) -> np.ndarray:
+    """Samples in millions or wall time in hours."""
+    x = np.array([row.get(x_key, np.nan) for row in rows], dtype=np.float64)
+    return x / 1e6 if x_key == "samples" else x / 3600.0
