@@ -71,6 +71,7 @@ REFERENCE = "/kinesis/reference_motion"
 OWN_REFERENCES_KEPT = 16  # own references remembered, to recognise them when they come back on REFERENCE
 TIMER_S = 0.05  # motion starts waiting for the simulation's reset, a command waiting for the sim's subscription
 COMMAND_WAIT_S = 3.0  # the longest a command waits for the sim node's subscription
+TRACKING_DEPTH = 1000  # /kinesis/tracking history (reliable): how far a slow reader may lag without losing statuses
 GOAL_TOPICS = {"/goal_point": (PointStamped, "reach", goals.point_from_msg),
                "/clicked_point": (PointStamped, "reach", goals.point_from_msg),
                "/cmd_vel": (Twist, "directional", goals.twist_from_msg),
@@ -105,7 +106,9 @@ class PolicyNode(Node):
         self.sim_listening, self.listening_count, self.wait_for_sim = False, 0, True
 
         self.command_pub = self.create_publisher(MuscleCommand, "/kinesis/muscle_command", 10)
-        self.tracking_pub = self.create_publisher(TrackingStatus, "/kinesis/tracking", 10)
+        # One status per control step: a reader (the demo's table) that falls behind a lockstep simulation for a
+        # moment must not lose the last steps of a motion.
+        self.tracking_pub = self.create_publisher(TrackingStatus, "/kinesis/tracking", TRACKING_DEPTH)
         self.reference_pub = self.create_publisher(ReferenceMotion, REFERENCE, SIM_STATE_QOS)
         self.create_subscription(SimState, "/kinesis/sim_state", self.on_state, SIM_STATE_QOS)
         self.create_subscription(ReferenceMotion, REFERENCE, self.on_reference, 10)
