@@ -24,7 +24,7 @@ PROMPT = "walk forward"
 
 class StatusClient(RosTestClient):
     """Records TrackingStatus and references only: a client that also takes every SimState falls behind a
-    lockstep simulation, and the policy node's status publisher (depth 10) then drops statuses."""
+    lockstep simulation under load."""
 
     def __init__(self, domain_id: int, processes: dict) -> None:
         super().__init__("walker_test_client", domain_id, processes, TIMEOUT_S)

@@ -29,8 +29,8 @@ the node resets the simulation through the sim node's ``~/reset`` service (param
 This needs the lockstep clock; otherwise (or without the service, or with ``sim_node`` empty) motions
 start where the body is. A motion received on /kinesis/reference_motion (a text prompt's, say) starts the
 same way, with a reset to its initial state at the next state, and starts over when it ends (without the
-reset it would start wherever the body is, usually meters from the reference, and terminate at once). The state that ended an attempt is the last one reported for that motion
-(``finished``).
+reset it would start wherever the body is, usually meters from the reference, and terminate at once). The
+state that ended an attempt is the last one reported for that motion (``finished``).
 
 Commands: each command is published once, when the simulation's subscription is matched: a command
 published before would be lost, so until the command publisher has matched every subscription of
@@ -140,10 +140,12 @@ class PolicyNode(Node):
             return
         if not self.sim_reset.accepts(int(msg.step)):
             return  # a motion start waits for the reset's state 0
-        if not self.started or self.start_pending:
-            playlist_start = not self.started and self.tracker.in_playlist()
-            self.started, pending, self.start_pending = True, self.start_pending, False
-            if (playlist_start or pending) and self.start_motion(lambda: self.on_state(msg)):
+        if not self.started:
+            self.started = True
+            self.start_pending = self.start_pending or self.tracker.in_playlist()
+        if self.start_pending:
+            self.start_pending = False
+            if self.start_motion(lambda: self.on_state(msg)):
                 return
         try:
             result = self.tracker.observe(np.asarray(msg.qpos), np.asarray(msg.sensordata), msg.sim_time, int(msg.step),

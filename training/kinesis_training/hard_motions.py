@@ -59,4 +59,3 @@ def weights_line(weights: Mapping[str, float], top: int = 3) -> str:
     ranked = sorted(weights.items(), key=lambda item: -item[1])[:top]
     uniform = 1.0 / len(weights)
     return ", ".join(f"{name} {value / total:.2f}" for name, value in ranked) + f" (uniform {uniform:.2f})"
-

@@ -280,7 +280,7 @@ class Trainer:
         results = evaluate_checkpoint(self.checkpoint_path, self.eval_motions, self.config.imitation)
         scalars = eval_scalars(results)
         self.eval_note = (f"eval: success {scalars['eval/success_rate']:.2f}  mpjpe "
-                              f"{scalars['eval/mpjpe_mm']:.0f} mm  coverage {scalars['eval/coverage']:.2f}")
+                          f"{scalars['eval/mpjpe_mm']:.0f} mm  coverage {scalars['eval/coverage']:.2f}")
         if is_better(scalars, self.best_eval):
             self.best_eval = {"epoch": self.epoch, **scalars}
             shutil.copyfile(self.checkpoint_path, self.run_dir / "best_eval.pth")
