@@ -1,5 +1,6 @@
 """PPO update (conformance README sections 6 and 9): GAE, normalizer schedule, optimizer layout, learning."""
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -101,6 +102,27 @@ def test_update_is_deterministic():
             _batch(ref["train_obs"][:128], ref["train_actions"][0], ref["train_rewards"][0], ref["train_masks"][0]))
         results.append([t.clone() for t in (*policy.state_dict().values(), *critic.state_dict().values())])
     assert all(torch.equal(a, b) for a, b in zip(*results))
+
+
+@pytest.mark.parametrize("policy_lr", [0.0, 1e-4])
+def test_approx_kl_is_the_whole_batch_kl_of_the_update(policy_lr, one_thread):
+    """approx_kl and clip_fraction compare the policy before and after the update on every sample."""
+    ref = np.load(DATA / "policy_lattice.npz")
+    obs, actions = ref["train_obs"][:128], ref["train_actions"][0]
+    torch.manual_seed(3)
+    policy, critic = kt.LatticeActor(309, 80, [16]), kt.Critic(309, [16])
+    config = kt.PPOConfig(opt_epochs=3, policy_lr=policy_lr, normalizer_update="per_batch")
+    before = copy.deepcopy(policy)
+    stats = kt.PPO(policy, critic, config).update(_batch(obs, actions, ref["train_rewards"][0], ref["train_masks"][0]))
+    before.norm.load_state_dict(policy.norm.state_dict())  # per batch: the update starts by moving the normalizer
+    with torch.no_grad():
+        obs_t, actions_t = torch.as_tensor(obs), torch.as_tensor(actions)
+        log_ratio = (policy.log_prob(obs_t, actions_t) - before.log_prob(obs_t, actions_t)).double()
+    expected_kl = float((log_ratio.exp() - 1.0 - log_ratio).mean())
+    expected_clipped = float(((log_ratio.exp() - 1.0).abs() > config.clip_epsilon).double().mean())
+    assert stats["approx_kl"] == pytest.approx(expected_kl, rel=1e-3, abs=1e-6)
+    assert stats["clip_fraction"] == pytest.approx(expected_clipped, abs=1.5 / len(obs))
+    assert (stats["approx_kl"] == 0.0) == (policy_lr == 0.0)
 
 
 def _point_mass_batch(policy, rng, generator, deterministic=False, envs=64, steps=20):

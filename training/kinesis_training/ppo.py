@@ -241,12 +241,13 @@ class PPO:
                 v_losses.append(v_loss.item())
                 pg_losses.append(pg_loss.item())
 
-        # 4. Statistics (last minibatch for the ratio-based ones).
+        # 4. Statistics; the ratio-based ones over the whole batch, after the update: how far it moved.
         self.policy.eval()
         self.critic.eval()
         with torch.no_grad():
-            approx_kl = ((ratio - 1.0) - log_ratio).mean().item()
-            clip_fraction = ((ratio - 1.0).abs() > cfg.clip_epsilon).float().mean().item()
+            log_ratio = (self.policy.log_prob(obs, actions) - old_log_probs).clamp(-MAX_LOG_RATIO, MAX_LOG_RATIO)
+            approx_kl = (torch.expm1(log_ratio) - log_ratio).mean().item()
+            clip_fraction = (torch.expm1(log_ratio).abs() > cfg.clip_epsilon).float().mean().item()
             entropy = self.policy.entropy(obs).mean().item()
             explained = 1.0 - float(torch.var(returns - values)) / max(float(torch.var(returns)), 1e-12)
         return {
