@@ -20,7 +20,8 @@ def state(x, y, heading=0.0, time=0.0, vel=(0.0, 0.0)):
 
 @pytest.fixture
 def task():
-    return DirectionalTask(DirectionalConfig(horizon=0.5, k_velocity=2.0, k_heading=2.0, velocity_tolerance=0.3), dt=DT)
+    return DirectionalTask(DirectionalConfig(horizon=0.5, k_velocity=2.0, k_heading=2.0, velocity_tolerance=0.3,
+                                           reference="point"), dt=DT)
 
 
 def test_forward_command_in_heading_frame():

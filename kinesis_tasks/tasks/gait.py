@@ -1,0 +1,132 @@
+"""Walking references for velocity commands, composed from the motion library's clips (motion matching).
+
+The KINESIS point-goal reference (root keypoint ahead, the other keypoints where they are) asks a tracker to
+lean toward the goal with its feet planted; the bundled walker, trained on walking clips, falls within 1-2 s
+on it, even from a walking start. ``GaitPlanner`` gives it instead the kind of reference it was trained on,
+as kinematic controllers feed physics trackers in character animation (DReCon, Bergamin et al. 2019):
+
+* walking command: a straight walking clip of the nearest pace, time-warped to the commanded speed (factor
+  within ``speed_clamp``), looped, and bent (``text_to_motion.bend``) to the commanded turn rate, plus a turn
+  toward the commanded travel direction over ``align_time``;
+* from standing: the library's start clip first; a zero command (speed under ``min_speed``) while walking:
+  the stop clip, then the stand clip held.
+
+A new command is joined to the current reference at the closest pose within the next
+``text_to_motion.JOIN_WINDOW_S`` (``text_to_motion.append``): the reference never jumps. The first piece is
+placed at the body's root and heading. A planner follows one episode; a state earlier than the last one it
+saw starts a new one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from kinesis_tasks.imitation import MotionTrack
+from kinesis_tasks.motions import ReferenceMotion, load_library
+from kinesis_tasks.tasks.base import TRACKED_BODIES, TaskState
+from kinesis_tasks.tasks.text_to_motion import (
+    JOIN_WINDOW_S,
+    append,
+    bend,
+    clip_profile,
+    loop_to_duration,
+    transform,
+)
+from kinesis_tasks.tasks.text_to_motion import _frames, _heading, hold  # noqa: PLC2701  (same package)
+
+
+@dataclass(frozen=True)
+class GaitCommand:
+    """``speed`` m/s along the travel direction, ``turn_rate`` rad/s (+ = left), ``direction`` rad of travel
+    relative to the current heading (+ = left)."""
+
+    speed: float
+    turn_rate: float = 0.0
+    direction: float = 0.0
+
+    def close_to(self, other: GaitCommand | None, tolerance: float = 0.05) -> bool:
+        """Every component within ``tolerance`` (m/s, rad/s, rad) of ``other``'s."""
+        return other is not None and max(abs(self.speed - other.speed), abs(self.turn_rate - other.turn_rate),
+                                         abs(self.direction - other.direction)) <= tolerance
+
+
+class GaitPlanner:
+    """Commands -> the reference (positions, velocities [K, 3]) for the next control step; see the module
+    docstring."""
+
+    def __init__(self, motions: Mapping[str, ReferenceMotion] | None = None, *, dt: float,
+                 bodies: Sequence[str] = TRACKED_BODIES, speed_clamp: tuple[float, float] = (0.6, 1.6),
+                 min_speed: float = 0.3, align_time: float = 1.0, horizon: float = 20.0) -> None:
+        motions = dict(load_library("default") if motions is None else motions)
+        profiles = {name: clip_profile(motion) for name, motion in motions.items()}
+        self.walks = sorted(((p.speed, motions[n]) for n, p in profiles.items() if p.kind == "walk" and p.turn == 0),
+                            key=lambda pair: pair[0])
+        kinds = {kind: next((motions[n] for n, p in sorted(profiles.items()) if p.kind == kind), None)
+                 for kind in ("start", "stop", "stand")}
+        missing = [kind for kind, motion in kinds.items() if motion is None] + ([] if self.walks else ["straight walk"])
+        if missing:
+            raise ValueError(f"GaitPlanner: the motion library has no {', '.join(missing)} clip")
+        self.start_clip, self.stop_clip, self.stand_clip = kinds["start"], kinds["stop"], kinds["stand"]
+        self.dt, self.bodies = float(dt), tuple(bodies)
+        self.speed_clamp, self.min_speed = speed_clamp, float(min_speed)
+        self.align_time, self.horizon = float(align_time), float(horizon)
+        self.motion: ReferenceMotion | None = None
+        self.track: MotionTrack | None = None
+        self.command: GaitCommand | None = None
+        self.walking = False
+        self.start_time = self.last_time = 0.0
+
+    def reference(self, state: TaskState, command: GaitCommand) -> tuple[np.ndarray, np.ndarray]:
+        """(ref_pos, ref_vel) [K, 3] one control step after ``state`` under ``command``."""
+        if self.track is None or state.time < self.last_time - 0.5 * self.dt:
+            self._reset(state)
+        self.last_time = state.time
+        ending = self.start_time + self.motion.duration - state.time < 0.5 * self.horizon
+        if ending or not command.close_to(self.command):
+            self._plan(state.time, command)
+        return self.track.at((state.time + self.dt - self.start_time) * self.track.fps)
+
+    # --- planning ----------------------------------------------------------------------------------
+
+    def _reset(self, state: TaskState) -> None:
+        """A standing reference at the body's root and heading."""
+        stand = self._placed(self.stand_clip, state.root_pos[:2], state.heading)
+        self._set(hold(stand, self.horizon), state.time)
+        self.command, self.walking = GaitCommand(0.0), False
+
+    def _plan(self, time: float, command: GaitCommand) -> None:
+        """Joins the pieces for ``command`` to the reference from ``time`` on."""
+        walk = command.speed >= self.min_speed
+        pieces = []
+        if walk and not self.walking:
+            pieces.append(self.start_clip)
+        elif not walk and self.walking:
+            pieces.append(self.stop_clip)
+        pieces.append(self._walk(command) if walk else hold(self.stand_clip, self.horizon))
+        now = int((time - self.start_time) * self.motion.fps)
+        keep = max(0, now - int(round(self.motion.fps)))  # one second of past frames stays for interpolation
+        join_end = min(self.motion.num_frames, now + int(JOIN_WINDOW_S * self.motion.fps) + 2)
+        motion = _frames(self.motion, slice(keep, join_end))  # the join falls after `now`
+        for piece in pieces:
+            motion = append(motion, piece)
+        self._set(motion, self.start_time + keep / self.motion.fps)
+        self.command, self.walking = command, walk
+
+    def _walk(self, command: GaitCommand) -> ReferenceMotion:
+        """The straight walk of the nearest pace at ``command.speed``, looped to the horizon, turned."""
+        speed, clip = min(self.walks, key=lambda pair: abs(np.log(command.speed / pair[0])))
+        factor = float(np.clip(command.speed / speed, *self.speed_clamp))
+        motion = loop_to_duration(clip.replace(fps=clip.fps * factor).resample(clip.fps), self.horizon)
+        t = np.arange(motion.num_frames) / motion.fps
+        return bend(motion, command.direction * np.minimum(t / self.align_time, 1.0) + command.turn_rate * t)
+
+    def _placed(self, clip: ReferenceMotion, root_xy: np.ndarray, heading: float) -> ReferenceMotion:
+        start = clip.keypoints[0, 0, :2]
+        return transform(clip, heading - _heading(clip, 0), pivot=start, offset=np.asarray(root_xy) - start)
+
+    def _set(self, motion: ReferenceMotion, start_time: float) -> None:
+        self.motion, self.start_time = motion, float(start_time)
+        self.track = MotionTrack.prepare(motion, self.bodies, self.dt)

@@ -1,0 +1,100 @@
+"""GaitPlanner: velocity commands -> walking references composed from the default library's clips.
+
+An ideal tracker follows the reference (each state is the previous reference), so the reference's own
+kinematics are checked: where it goes, how fast, how it turns, and that it never jumps.
+"""
+
+import numpy as np
+import pytest
+
+from kinesis_tasks.motions import load_library
+from kinesis_tasks.tasks import DirectionalTask, TaskState, Twist
+from kinesis_tasks.tasks.gait import GaitCommand, GaitPlanner
+
+DT = 1.0 / 30.0
+POSE = np.array([[0.0, 0.0, 0.95], [0.0, 0.09, 0.45], [0.0, -0.09, 0.45], [0.0, 0.09, 0.07],
+                 [0.0, -0.09, 0.07], [0.15, 0.09, 0.02], [0.15, -0.09, 0.02]])
+
+
+@pytest.fixture(scope="module")
+def library():
+    return load_library("default")
+
+
+def follow(planner, commands, *, start=(1.0, -2.0), heading=np.pi / 2, t0=0.0):
+    """Root reference [steps, 3] and all references [steps, K, 3] of an ideal tracker; ``commands`` is a list
+    of (seconds, GaitCommand)."""
+    pos = POSE - POSE[0] + [start[0], start[1], 0.95]
+    vel, time, roots, frames = np.zeros((7, 3)), t0, [], []
+    for seconds, command in commands:
+        for _ in range(int(round(seconds / DT))):
+            state = TaskState(body_pos=pos, body_vel=vel, heading=heading, time=time)
+            pos, vel = planner.reference(state, command)
+            heading = float(np.arctan2(vel[0, 1], vel[0, 0])) if np.linalg.norm(vel[0, :2]) > 0.3 else heading
+            time += DT
+            roots.append(pos[0].copy())
+            frames.append(pos.copy())
+    return np.array(roots), np.array(frames)
+
+
+def speed(roots, seconds):
+    """Mean horizontal root speed over the last ``seconds``."""
+    n = int(round(seconds / DT))
+    return float(np.linalg.norm(roots[-1, :2] - roots[-n - 1, :2]) / (n * DT))
+
+
+def test_standing_command_stands_where_the_body_is(library):
+    roots, _ = follow(GaitPlanner(library, dt=DT), [(5.0, GaitCommand(0.0))])
+    assert np.abs(roots[:, :2] - [1.0, -2.0]).max() < 0.1
+    assert speed(roots, 2.0) < 0.05
+
+
+@pytest.mark.parametrize("target", [0.8, 1.2, 1.5])
+def test_forward_command_starts_then_walks_at_the_speed_along_the_heading(library, target):
+    roots, _ = follow(GaitPlanner(library, dt=DT), [(10.0, GaitCommand(target))])
+    assert speed(roots, 3.0) == pytest.approx(target, abs=0.12)
+    travel = roots[-1, :2] - roots[0, :2]
+    assert travel[1] > 5.0 and abs(travel[0]) < 0.15 * travel[1]  # facing +y: walked along +y
+    start = roots[:int(1.0 / DT)]
+    assert np.abs(start[:, :2] - start[0, :2]).max() < 0.1  # the start clip's still lead
+
+
+def test_turn_rate_bends_the_walk(library):
+    roots, _ = follow(GaitPlanner(library, dt=DT), [(4.0, GaitCommand(1.2)), (6.0, GaitCommand(1.2, 0.4))])
+    step = int(round(1.0 / DT))
+    direction = np.unwrap(np.arctan2(*(roots[step:, :2] - roots[:-step, :2]).T[::-1]))
+    rate = (direction[-1] - direction[-int(round(3.0 / DT))]) / 3.0
+    assert rate == pytest.approx(0.4, abs=0.08)
+
+
+def test_stop_command_comes_to_rest(library):
+    roots, _ = follow(GaitPlanner(library, dt=DT), [(6.0, GaitCommand(1.2)), (6.0, GaitCommand(0.0))])
+    assert speed(roots, 2.0) < 0.05
+
+
+def test_command_changes_never_make_the_reference_jump(library):
+    commands = [(3.0, GaitCommand(1.0)), (3.0, GaitCommand(1.5, -0.3)), (3.0, GaitCommand(0.9, 0.5)),
+                (3.0, GaitCommand(0.0)), (3.0, GaitCommand(1.2))]
+    _, frames = follow(GaitPlanner(library, dt=DT), commands)
+    steps = np.linalg.norm(np.diff(frames, axis=0), axis=2)  # every keypoint, every control step
+    assert steps.max() < 6.0 * DT  # no keypoint faster than 6 m/s (a swinging foot reaches ~4-5)
+
+
+def test_an_earlier_state_starts_a_new_episode(library):
+    planner = GaitPlanner(library, dt=DT)
+    follow(planner, [(5.0, GaitCommand(1.2))], t0=0.0)
+    roots, _ = follow(planner, [(1.0, GaitCommand(0.0))], start=(-3.0, 4.0), t0=0.0)
+    assert np.abs(roots[:, :2] - [-3.0, 4.0]).max() < 0.1
+
+
+def test_directional_task_uses_the_gait_by_default():
+    task = DirectionalTask(dt=DT)
+    assert task.config.reference == "gait"
+    assert task.gait_command(Twist(3.0, 0.4, -2.0)) == GaitCommand(2.0, -1.5)  # clipped; no sidestep
+    assert task.gait_command(Twist(-1.0)).speed == 0.0  # no backward gait
+
+
+def test_a_library_without_start_or_stop_clips_is_a_clear_error(library):
+    walks = {name: motion for name, motion in library.items() if "walk" in name}
+    with pytest.raises(ValueError, match="no start, stop, stand clip"):
+        GaitPlanner(walks, dt=DT)
