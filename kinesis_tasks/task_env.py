@@ -241,7 +241,7 @@ class ReferenceMap:
 def make_task(task: str, dt: float) -> ReachTask | DirectionalTask | KickTask:
     """The task object with config/tasks.yaml parameters and no time limit of its own (the env truncates)."""
     if check_task(task) == "reach":
-        return ReachTask(replace(ReachConfig.from_config(), max_time=math.inf))
+        return ReachTask(replace(ReachConfig.from_config(), max_time=math.inf), dt=dt)
     if task == "directional":
         return DirectionalTask(replace(DirectionalConfig.from_config(), max_time=math.inf), dt=dt)
     return KickTask(replace(KickConfig.from_config(), max_time=math.inf))

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from kinesis_tasks.motions import load_library
-from kinesis_tasks.tasks import DirectionalTask, TaskState, Twist
+from kinesis_tasks.tasks import DirectionalTask, ReachTask, TaskState, Twist
+from kinesis_tasks.tasks.reach import ReachConfig
 from kinesis_tasks.tasks.gait import GaitCommand, GaitPlanner
 
 DT = 1.0 / 30.0
@@ -98,3 +99,17 @@ def test_a_library_without_start_or_stop_clips_is_a_clear_error(library):
     walks = {name: motion for name, motion in library.items() if "walk" in name}
     with pytest.raises(ValueError, match="no start, stop, stand clip"):
         GaitPlanner(walks, dt=DT)
+
+
+@pytest.mark.parametrize("goal", [(0.0, 3.0), (-2.0, 1.0), (1.5, -0.5)])  # ahead, left, behind-right (facing +y)
+def test_reach_walks_an_ideal_tracker_to_the_goal(goal):
+    task = ReachTask(ReachConfig(), dt=DT)
+    pos = POSE - POSE[0] + [0.0, 0.0, 0.95]
+    vel, heading, goal = np.zeros((7, 3)), np.pi / 2, np.array(goal)
+    for step in range(int(20.0 / DT)):
+        state = TaskState(body_pos=pos, body_vel=vel, heading=heading, time=step * DT)
+        if task.success(state, goal):
+            break
+        pos, vel = task.reference(state, goal)
+        heading = float(np.arctan2(vel[0, 1], vel[0, 0])) if np.linalg.norm(vel[0, :2]) > 0.3 else heading
+    assert task.success(state, goal), f"reference root ended {np.linalg.norm(pos[0, :2] - goal):.2f} m from the goal"

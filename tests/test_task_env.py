@@ -9,7 +9,7 @@ import pytest
 from kinesis_tasks.controllers import hold_pose_action
 from kinesis_tasks.evaluation import goal_rng
 from kinesis_tasks.imitation import ImitationConfig, ImitationEnv
-from kinesis_tasks.tasks import DirectionalTask, GoalMouth, Twist, ball_in_goal
+from kinesis_tasks.tasks import DirectionalTask, GoalMouth, ReachTask, Twist, ball_in_goal
 from kinesis_tasks.task_env import TaskEnv, TwistSchedule, VectorTaskEnv
 
 K = 7  # tracked leg keypoints (legs)
@@ -60,7 +60,16 @@ def test_same_physics_and_proprioception_as_the_imitation_env(reach):
     np.testing.assert_array_equal(task_obs[:size], imitation_obs[:size])
 
 
-def test_reach_reference_in_the_observation(reach):
+def test_reach_gait_reference_in_the_observation(reach):
+    """The planned walk begins with the start clip's still lead, placed at the body: no pull ahead yet."""
+    obs, _ = reach.reset(options={"goal": ahead(reach, 2.0)})
+    task = obs[reach.layout.proprioception_size:].reshape(3, K, 3)
+    assert np.linalg.norm(task[0, 0, :2]) < 0.1 and np.abs(task[1, 0]).max() < 0.1
+
+
+def test_reach_point_reference_in_the_observation():
+    reach = TaskEnv("reach")
+    reach.task = ReachTask(replace(reach.task.config, reference="point"), dt=reach.dt)
     obs, _ = reach.reset(options={"goal": ahead(reach, 2.0)})
     task = obs[reach.layout.proprioception_size:].reshape(3, K, 3)  # diff pos, diff vel, local ref pos
     # Heading frame = world frame at qpos0. Root reference: 0.5 m (max_reference_step) toward the goal, moving

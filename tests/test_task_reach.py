@@ -18,7 +18,7 @@ def state_at(x: float, y: float, time: float = 0.0) -> TaskState:
 @pytest.fixture
 def task():
     return ReachTask(ReachConfig(success_radius=0.3, max_reference_step=0.5, speed=1.2, slowdown_radius=1.0,
-                                 weights={"progress": 1.0, "imitation": 0.2, "success": 1.0}))
+                                 weights={"progress": 1.0, "imitation": 0.2, "success": 1.0}, reference="point"))
 
 
 def test_config_file_values():
@@ -42,7 +42,7 @@ def test_reference_near_goal_is_the_goal_and_slows_down(task):
 
 
 def test_uncapped_reference_puts_root_at_goal_like_kinesis():
-    task = ReachTask(ReachConfig(max_reference_step=None))
+    task = ReachTask(ReachConfig(max_reference_step=None, reference="point"))
     ref_pos, _ = task.reference(state_at(0.0, 0.0), np.array([7.0, -3.0, 0.0]))
     np.testing.assert_allclose(ref_pos[0], [7.0, -3.0, 0.95])
 

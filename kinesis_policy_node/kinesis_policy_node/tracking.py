@@ -94,7 +94,7 @@ class GoalTracker:
         self.task_layout = observations.body_layout(model, observations.tracked_bodies(model, include_head=False))
         self.reference_map = ReferenceMap.of(self.layout, self.task_layout)
         self.dt = model.opt.timestep * physics_defaults()[1]
-        self.tasks = {"reach": ReachTask(), "directional": DirectionalTask(dt=self.dt), "kick": KickTask()}
+        self.tasks = {"reach": ReachTask(dt=self.dt), "directional": DirectionalTask(dt=self.dt), "kick": KickTask()}
         self.goals = dict(goals)
         self.ball = ball
         self.playlist = list(motions)

@@ -11,6 +11,11 @@ the goal with the cruise ``speed``, slowing linearly inside ``slowdown_radius``.
 Reward terms: ``progress`` (decrease of the horizontal root-goal distance over the
 step, divided by speed * dt and clipped to [-1, 1]), ``imitation`` (KINESIS body
 position term against the reference taken at the previous state) and ``success``.
+
+With ``reference: gait`` (the default) the reference is instead a walk toward the goal composed from the
+motion library's clips (``kinesis_tasks.tasks.gait``): forward at ``speed`` (slower while the goal is far
+to a side, so the turn fits), turning at ``turn_gain`` x the bearing error (at most ``max_turn_rate``,
+in steps of ``TURN_STEP``, so a new walk is planned only when the bearing changes), standing once reached.
 """
 
 from __future__ import annotations
@@ -22,6 +27,10 @@ import numpy as np
 
 from kinesis_tasks.tasks import base
 from kinesis_tasks.tasks.base import TaskState
+from kinesis_tasks.tasks.gait import GaitCommand, GaitPlanner
+
+#: Turn-rate quantum of the gait command, rad/s: a new walk is planned only when the bearing changes this much.
+TURN_STEP = 0.1
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,10 @@ class ReachConfig:
     speed: float = 1.2
     slowdown_radius: float = 1.0
     max_time: float = 20.0
+    reference: str = "gait"
+    """gait: a walk toward the goal composed from the library's clips; point: the (capped) point-goal reference."""
+    turn_gain: float = 1.5
+    max_turn_rate: float = 0.8
     fall_height: float = 0.5
     k_pos: float = 200.0
     weights: Mapping[str, float] = field(default_factory=lambda: {"progress": 1.0, "imitation": 0.2, "success": 1.0})
@@ -40,6 +53,10 @@ class ReachConfig:
     @classmethod
     def from_config(cls) -> ReachConfig:
         return cls(**base.task_config("reach"))
+
+    def __post_init__(self) -> None:
+        if self.reference not in ("gait", "point"):
+            raise ValueError(f"reach reference must be 'gait' or 'point', got {self.reference!r}")
 
 
 def goal_xy(goal: np.ndarray) -> np.ndarray:
@@ -60,15 +77,36 @@ class ReachTask:
 
     name = "reach"
 
-    def __init__(self, config: ReachConfig | None = None) -> None:
+    def __init__(self, config: ReachConfig | None = None, dt: float | None = None) -> None:
         self.config = config or ReachConfig.from_config()
+        self.dt = base.control_dt() if dt is None else float(dt)
+        self._planner: GaitPlanner | None = None
 
     def reference(self, state: TaskState, goal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(ref_pos, ref_vel) [K, 3]: root toward the goal (capped step), others at their current positions."""
+        """(ref_pos, ref_vel) [K, 3] for the next control step: the planned walk toward the goal (``gait``), or
+        the root toward the goal (capped step) and the others at their current positions (``point``)."""
         cfg = self.config
+        if cfg.reference == "gait":
+            if self._planner is None:
+                self._planner = GaitPlanner(dt=self.dt)
+            return self._planner.reference(state, self.gait_command(state, goal))
         target, root = goal_xy(goal), state.root_pos[:2]
         root_ref = base.capped_step(root, target, cfg.max_reference_step)
-        return base.root_goal_reference(state, root_ref, base.approach_velocity(target - root, cfg.speed, cfg.slowdown_radius))
+        velocity = base.approach_velocity(target - root, cfg.speed, cfg.slowdown_radius)
+        return base.root_goal_reference(state, root_ref, velocity)
+
+    def gait_command(self, state: TaskState, goal: np.ndarray) -> GaitCommand:
+        """Walk toward ``goal``: stand once within ``success_radius``; else turn toward it (bearing error x
+        ``turn_gain``, clipped, in ``TURN_STEP`` steps) at ``speed`` x max(cos(bearing), 0.5)."""
+        cfg = self.config
+        delta = goal_xy(goal) - state.root_pos[:2]
+        if np.linalg.norm(delta) <= cfg.success_radius:
+            return GaitCommand(0.0)
+        bearing = float(base.wrap_angle(np.arctan2(delta[1], delta[0]) - state.heading))
+        turn = float(np.clip(cfg.turn_gain * bearing, -cfg.max_turn_rate, cfg.max_turn_rate))
+        turn = TURN_STEP * round(turn / TURN_STEP)
+        speed = cfg.speed * (1.0 if abs(bearing) < np.pi / 3 else 0.5)
+        return GaitCommand(speed=speed, turn_rate=turn)
 
     def reward(self, previous: TaskState, state: TaskState, goal: np.ndarray) -> dict[str, float]:
         """{"progress", "imitation", "success"} of the step previous -> state."""
