@@ -97,7 +97,7 @@ def test_directional_task_uses_the_gait_by_default():
 
 def test_a_library_without_start_or_stop_clips_is_a_clear_error(library):
     walks = {name: motion for name, motion in library.items() if "walk" in name}
-    with pytest.raises(ValueError, match="no start, stop, stand clip"):
+    with pytest.raises(ValueError, match="no start, stop clip"):
         GaitPlanner(walks, dt=DT)
 
 
@@ -113,3 +113,10 @@ def test_reach_walks_an_ideal_tracker_to_the_goal(goal):
         pos, vel = task.reference(state, goal)
         heading = float(np.arctan2(vel[0, 1], vel[0, 0])) if np.linalg.norm(vel[0, :2]) > 0.3 else heading
     assert task.success(state, goal), f"reference root ended {np.linalg.norm(pos[0, :2] - goal):.2f} m from the goal"
+
+
+def test_start_clip_and_rate_are_chosen_by_name(library):
+    planner = GaitPlanner(library, dt=DT, start_clip="myosuite_start", start_rate=0.8)
+    assert planner.start_clip.num_frames == pytest.approx(library["myosuite_start"].num_frames / 0.8, abs=2)
+    with pytest.raises(ValueError, match="start_clip 'myosuite_walk_a' is not a start clip"):
+        GaitPlanner(library, dt=DT, start_clip="myosuite_walk_a")

@@ -8,8 +8,10 @@ as kinematic controllers feed physics trackers in character animation (DReCon, B
 * walking command: a straight walking clip of the nearest pace, time-warped to the commanded speed (factor
   within ``speed_clamp``), looped, and bent (``text_to_motion.bend``) to the commanded turn rate, plus a turn
   toward the commanded travel direction over ``align_time``;
-* from standing: the library's start clip first; a zero command (speed under ``min_speed``) while walking:
-  the stop clip, then the stand clip held.
+* standing: the start clip's first pose, held; from standing, the start clip (played at ``start_rate``)
+  first; a zero command (speed under ``min_speed``) while walking: the stop clip, its last pose held.
+  Standing poses come from the start and stop clips themselves, not from another clip, so that the feet
+  never jump at a join.
 
 A new command is joined to the current reference at the closest pose within the next
 ``text_to_motion.JOIN_WINDOW_S`` (``text_to_motion.append``): the reference never jumps. The first piece is
@@ -58,18 +60,24 @@ class GaitPlanner:
     docstring."""
 
     def __init__(self, motions: Mapping[str, ReferenceMotion] | None = None, *, dt: float,
-                 bodies: Sequence[str] = TRACKED_BODIES, speed_clamp: tuple[float, float] = (0.6, 1.6),
+                 bodies: Sequence[str] = TRACKED_BODIES, start_clip: str | None = None, start_rate: float = 1.0,
+                 stop_clip: str | None = None, speed_clamp: tuple[float, float] = (0.6, 1.6),
                  min_speed: float = 0.3, align_time: float = 1.0, horizon: float = 20.0) -> None:
         motions = dict(load_library("default") if motions is None else motions)
         profiles = {name: clip_profile(motion) for name, motion in motions.items()}
         self.walks = sorted(((p.speed, motions[n]) for n, p in profiles.items() if p.kind == "walk" and p.turn == 0),
                             key=lambda pair: pair[0])
-        kinds = {kind: next((motions[n] for n, p in sorted(profiles.items()) if p.kind == kind), None)
-                 for kind in ("start", "stop", "stand")}
-        missing = [kind for kind, motion in kinds.items() if motion is None] + ([] if self.walks else ["straight walk"])
+        chosen = {"start": start_clip, "stop": stop_clip}
+        for kind, name in chosen.items():
+            if name is not None and (name not in motions or profiles[name].kind != kind):
+                raise ValueError(f"GaitPlanner: {kind}_clip {name!r} is not a {kind} clip of the library")
+            chosen[kind] = name or next((n for n, p in sorted(profiles.items()) if p.kind == kind), None)
+        missing = [kind for kind, name in chosen.items() if name is None] + ([] if self.walks else ["straight walk"])
         if missing:
             raise ValueError(f"GaitPlanner: the motion library has no {', '.join(missing)} clip")
-        self.start_clip, self.stop_clip, self.stand_clip = kinds["start"], kinds["stop"], kinds["stand"]
+        start = motions[chosen["start"]]
+        self.start_clip = start.replace(fps=start.fps * start_rate).resample(start.fps) if start_rate != 1.0 else start
+        self.stop_clip = motions[chosen["stop"]]
         self.dt, self.bodies = float(dt), tuple(bodies)
         self.speed_clamp, self.min_speed = speed_clamp, float(min_speed)
         self.align_time, self.horizon = float(align_time), float(horizon)
@@ -92,21 +100,22 @@ class GaitPlanner:
     # --- planning ----------------------------------------------------------------------------------
 
     def _reset(self, state: TaskState) -> None:
-        """A standing reference at the body's root and heading."""
-        stand = self._placed(self.stand_clip, state.root_pos[:2], state.heading)
+        """Standing in the start clip's first pose (so that starting joins seamlessly), at the body's root and
+        heading."""
+        stand = self._placed(_frames(self.start_clip, slice(0, 2)), state.root_pos[:2], state.heading)
         self._set(hold(stand, self.horizon), state.time)
         self.command, self.walking = GaitCommand(0.0), False
 
     def _plan(self, time: float, command: GaitCommand) -> None:
         """Joins the pieces for ``command`` to the reference from ``time`` on."""
         walk = command.speed >= self.min_speed
-        pieces = []
-        if walk and not self.walking:
-            pieces.append(self.start_clip)
-        elif not walk and self.walking:
-            pieces.append(self.stop_clip)
-        pieces.append(self._walk(command) if walk else hold(self.stand_clip, self.horizon))
         now = int((time - self.start_time) * self.motion.fps)
+        if walk:
+            pieces = [self.start_clip, self._walk(command)] if not self.walking else [self._walk(command)]
+        elif self.walking:  # the stop clip, its last pose held
+            pieces = [hold(self.stop_clip, self.stop_clip.duration + self.horizon)]
+        else:  # standing on: the current pose held
+            pieces = [hold(_frames(self.motion, slice(now, now + 2)), self.horizon)]
         keep = max(0, now - int(round(self.motion.fps)))  # one second of past frames stays for interpolation
         join_end = min(self.motion.num_frames, now + int(JOIN_WINDOW_S * self.motion.fps) + 2)
         motion = _frames(self.motion, slice(keep, join_end))  # the join falls after `now`
