@@ -109,7 +109,7 @@ class GaitPlanner:
     def _plan(self, time: float, command: GaitCommand) -> None:
         """Joins the pieces for ``command`` to the reference from ``time`` on."""
         walk = command.speed >= self.min_speed
-        now = int((time - self.start_time) * self.motion.fps)
+        now = min(int((time - self.start_time) * self.motion.fps), self.motion.num_frames - 2)
         if walk:
             pieces = [self.start_clip, self._walk(command)] if not self.walking else [self._walk(command)]
         elif self.walking:  # the stop clip, its last pose held
