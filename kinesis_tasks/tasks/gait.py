@@ -34,10 +34,12 @@ from kinesis_tasks.tasks.text_to_motion import (
     append,
     bend,
     clip_profile,
+    heading_at,
+    hold,
     loop_to_duration,
+    select_frames,
     transform,
 )
-from kinesis_tasks.tasks.text_to_motion import _frames, _heading, hold  # noqa: PLC2701  (same package)
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,7 @@ class GaitPlanner:
     def _reset(self, state: TaskState) -> None:
         """Standing in the start clip's first pose (so that starting joins seamlessly), at the body's root and
         heading."""
-        stand = self._placed(_frames(self.start_clip, slice(0, 2)), state.root_pos[:2], state.heading)
+        stand = self._placed(select_frames(self.start_clip, slice(0, 2)), state.root_pos[:2], state.heading)
         self._set(hold(stand, self.horizon), state.time)
         self.command, self.walking = GaitCommand(0.0), False
 
@@ -115,10 +117,10 @@ class GaitPlanner:
         elif self.walking:  # the stop clip, its last pose held
             pieces = [hold(self.stop_clip, self.stop_clip.duration + self.horizon)]
         else:  # standing on: the current pose held
-            pieces = [hold(_frames(self.motion, slice(now, now + 2)), self.horizon)]
+            pieces = [hold(select_frames(self.motion, slice(now, now + 2)), self.horizon)]
         keep = max(0, now - int(round(self.motion.fps)))  # one second of past frames stays for interpolation
         join_end = min(self.motion.num_frames, now + int(JOIN_WINDOW_S * self.motion.fps) + 2)
-        motion = _frames(self.motion, slice(keep, join_end))  # the join falls after `now`
+        motion = select_frames(self.motion, slice(keep, join_end))  # the join falls after `now`
         for piece in pieces:
             motion = append(motion, piece)
         self._set(motion, self.start_time + keep / self.motion.fps)
@@ -134,7 +136,7 @@ class GaitPlanner:
 
     def _placed(self, clip: ReferenceMotion, root_xy: np.ndarray, heading: float) -> ReferenceMotion:
         start = clip.keypoints[0, 0, :2]
-        return transform(clip, heading - _heading(clip, 0), pivot=start, offset=np.asarray(root_xy) - start)
+        return transform(clip, heading - heading_at(clip, 0), pivot=start, offset=np.asarray(root_xy) - start)
 
     def _set(self, motion: ReferenceMotion, start_time: float) -> None:
         self.motion, self.start_time = motion, float(start_time)

@@ -317,7 +317,7 @@ class TextToMotion:
             clips.append((kind, name))
         if motion is None:  # every step was shorter than a frame
             kind, _, _, name = plan[0]
-            motion, clips = _frames(self.motions[name], slice(0, 2)), [(kind, name)]
+            motion, clips = select_frames(self.motions[name], slice(0, 2)), [(kind, name)]
         main = next((name for kind, name in reversed(clips) if kind != "stand"), clips[-1][1])
         chosen = next(m for m in ranked if m.label == self.motions[main].text.strip())
         matches = (chosen, *[m for m in ranked if m is not chosen][:self.top_k - 1])
@@ -515,9 +515,9 @@ def hold(motion: ReferenceMotion, duration: float) -> ReferenceMotion:
     """The motion cut to ``duration`` s, or its last frame held until then."""
     frames = max(2, int(round(duration * motion.fps)) + 1)
     if frames <= motion.num_frames:
-        return _frames(motion, slice(0, frames))
+        return select_frames(motion, slice(0, frames))
     index = np.concatenate((np.arange(motion.num_frames), np.full(frames - motion.num_frames, motion.num_frames - 1)))
-    return _frames(motion, index)
+    return select_frames(motion, index)
 
 
 def append(first: ReferenceMotion, second: ReferenceMotion, window_s: float = JOIN_WINDOW_S) -> ReferenceMotion:
@@ -534,10 +534,10 @@ def append(first: ReferenceMotion, second: ReferenceMotion, window_s: float = JO
     cost = cost + 1e-4 * ((wa - 1 - np.arange(wa))[:, None] + np.arange(wb)[None, :])
     i, j = np.unravel_index(int(np.argmin(cost)), cost.shape)
     i, j = max(2, first.num_frames - wa + int(i)), int(j)
-    yaw = _heading(first, i) - _heading(second, j)
+    yaw = heading_at(first, i) - heading_at(second, j)
     start = second.keypoints[j, 0, :2]
     moved = transform(second, yaw, pivot=start, offset=first.keypoints[i, 0, :2] - start)
-    pieces = [_frames(first, slice(0, i)), _frames(moved, slice(j, None))]
+    pieces = [select_frames(first, slice(0, i)), select_frames(moved, slice(j, None))]
     return _concatenate(pieces, sum(p.num_frames for p in pieces))
 
 
@@ -624,16 +624,16 @@ def loop_to_duration(motion: ReferenceMotion, duration: float) -> ReferenceMotio
     """The motion cut to ``duration`` s, or looped (seamlessly, see the module docstring) up to it."""
     frames = max(2, int(round(duration * motion.fps)) + 1)
     if frames <= motion.num_frames:
-        return _frames(motion, slice(0, frames))
+        return select_frames(motion, slice(0, frames))
     period = loop_frame(motion)
-    pieces = [_frames(motion, slice(0, period))]
+    pieces = [select_frames(motion, slice(0, period))]
     end = motion
     while sum(piece.num_frames for piece in pieces) < frames:
         # The next repetition starts where frame `period` of the previous one is.
-        yaw = _heading(end, period) - _heading(motion, 0)
+        yaw = heading_at(end, period) - heading_at(motion, 0)
         start = motion.keypoints[0, 0, :2]
         end = transform(motion, yaw, pivot=start, offset=end.keypoints[period, 0, :2] - start)
-        pieces.append(_frames(end, slice(0, period)))
+        pieces.append(select_frames(end, slice(0, period)))
     return _concatenate(pieces, frames)
 
 
@@ -668,11 +668,13 @@ def _headings(motion: ReferenceMotion) -> np.ndarray:
     return np.asarray(facing_heading(motion.root_quat))
 
 
-def _heading(motion: ReferenceMotion, frame: int) -> float:
+def heading_at(motion: ReferenceMotion, frame: int) -> float:
+    """Facing yaw (rad) of ``motion`` at ``frame`` (0 without root orientations)."""
     return float(_headings(motion)[frame])
 
 
-def _frames(motion: ReferenceMotion, frames: slice | np.ndarray) -> ReferenceMotion:
+def select_frames(motion: ReferenceMotion, frames: slice | np.ndarray) -> ReferenceMotion:
+    """``motion`` with only ``frames`` (a slice or an index array) of its per-frame arrays."""
     changes = {"keypoints": motion.keypoints[frames]}
     for name in ("root_quat", "qpos"):
         if getattr(motion, name) is not None:
