@@ -120,3 +120,12 @@ def test_start_clip_and_rate_are_chosen_by_name(library):
     assert planner.start_clip.num_frames == pytest.approx(library["myosuite_start"].num_frames / 0.8, abs=2)
     with pytest.raises(ValueError, match="start_clip 'myosuite_walk_a' is not a start clip"):
         GaitPlanner(library, dt=DT, start_clip="myosuite_walk_a")
+
+
+def test_an_unknown_reference_is_a_clear_error():
+    from kinesis_tasks.tasks.directional import DirectionalConfig
+
+    with pytest.raises(ValueError, match="reach reference must be 'gait' or 'point', got 'walk'"):
+        ReachConfig(reference="walk")
+    with pytest.raises(ValueError, match="directional reference must be 'gait' or 'point', got 'Gait'"):
+        DirectionalConfig(reference="Gait")

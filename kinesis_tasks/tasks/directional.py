@@ -23,7 +23,7 @@ import numpy as np
 
 from kinesis_tasks.tasks import base
 from kinesis_tasks.tasks.base import TaskState
-from kinesis_tasks.tasks.gait import GaitCommand, GaitPlanner
+from kinesis_tasks.tasks.gait import GaitCommand, GaitReferenced, check_reference
 
 
 @dataclass(frozen=True)
@@ -80,8 +80,7 @@ class DirectionalConfig:
         return cls(**base.task_config("directional"))
 
     def __post_init__(self) -> None:
-        if self.reference not in ("gait", "point"):
-            raise ValueError(f"directional reference must be 'gait' or 'point', got {self.reference!r}")
+        check_reference("directional", self.reference)
 
 
 def twist_to_goal(root_pos: np.ndarray, heading: float, twist: Twist, dt: float, *, horizon: float = 0.5,
@@ -115,7 +114,7 @@ def twist_to_goal(root_pos: np.ndarray, heading: float, twist: Twist, dt: float,
     return DirectionalGoal(point=point, heading=new_heading, velocity=velocity)
 
 
-class DirectionalTask:
+class DirectionalTask(GaitReferenced):
     """Directional control; the goal is a ``Twist`` in the robot's heading frame."""
 
     name = "directional"
@@ -123,7 +122,6 @@ class DirectionalTask:
     def __init__(self, config: DirectionalConfig | None = None, dt: float | None = None) -> None:
         self.config = config or DirectionalConfig.from_config()
         self.dt = base.control_dt() if dt is None else float(dt)
-        self._planner: GaitPlanner | None = None
 
     def goal(self, state: TaskState, twist: Twist) -> DirectionalGoal:
         """The moving goal of ``twist`` at ``state`` (one control step ahead)."""
@@ -138,13 +136,6 @@ class DirectionalTask:
             return self.planner.reference(state, self.gait_command(twist))
         goal = self.goal(state, twist)
         return base.root_goal_reference(state, goal.point[:2], goal.velocity)
-
-    @property
-    def planner(self) -> GaitPlanner:
-        """The gait planner of this task's episodes (built on first use: it loads the motion library)."""
-        if self._planner is None:
-            self._planner = GaitPlanner(dt=self.dt)
-        return self._planner
 
     def gait_command(self, twist: Twist) -> GaitCommand:
         """Forward speed and turn rate of ``twist`` (clipped); walking has no sidestep or backward gait, so

@@ -141,3 +141,23 @@ class GaitPlanner:
     def _set(self, motion: ReferenceMotion, start_time: float) -> None:
         self.motion, self.start_time = motion, float(start_time)
         self.track = MotionTrack.prepare(motion, self.bodies, self.dt)
+
+
+def check_reference(task: str, reference: str) -> None:
+    """ValueError unless ``reference`` is 'gait' or 'point' (the ``reference`` setting of ``task``)."""
+    if reference not in ("gait", "point"):
+        raise ValueError(f"{task} reference must be 'gait' or 'point', got {reference!r}")
+
+
+class GaitReferenced:
+    """Mixin of the tasks whose reference can be a planned walk (``reference: gait``): ``planner``, built on
+    first use (it loads the motion library), follows the task's episodes."""
+
+    dt: float
+    _planner: GaitPlanner | None = None
+
+    @property
+    def planner(self) -> GaitPlanner:
+        if self._planner is None:
+            self._planner = GaitPlanner(dt=self.dt)
+        return self._planner

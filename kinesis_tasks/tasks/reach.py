@@ -27,7 +27,7 @@ import numpy as np
 
 from kinesis_tasks.tasks import base
 from kinesis_tasks.tasks.base import TaskState
-from kinesis_tasks.tasks.gait import GaitCommand, GaitPlanner
+from kinesis_tasks.tasks.gait import GaitCommand, GaitReferenced, check_reference
 
 #: Turn-rate quantum of the gait command, rad/s: a new walk is planned only when the bearing changes this much.
 TURN_STEP = 0.1
@@ -55,8 +55,7 @@ class ReachConfig:
         return cls(**base.task_config("reach"))
 
     def __post_init__(self) -> None:
-        if self.reference not in ("gait", "point"):
-            raise ValueError(f"reach reference must be 'gait' or 'point', got {self.reference!r}")
+        check_reference("reach", self.reference)
 
 
 def goal_xy(goal: np.ndarray) -> np.ndarray:
@@ -72,7 +71,7 @@ def goal_distance(state: TaskState, goal: np.ndarray) -> float:
     return float(np.linalg.norm(goal_xy(goal) - state.root_pos[:2]))
 
 
-class ReachTask:
+class ReachTask(GaitReferenced):
     """Target reach; the goal is a point [x, y(, z)] on the floor, m."""
 
     name = "reach"
@@ -80,16 +79,13 @@ class ReachTask:
     def __init__(self, config: ReachConfig | None = None, dt: float | None = None) -> None:
         self.config = config or ReachConfig.from_config()
         self.dt = base.control_dt() if dt is None else float(dt)
-        self._planner: GaitPlanner | None = None
 
     def reference(self, state: TaskState, goal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(ref_pos, ref_vel) [K, 3] for the next control step: the planned walk toward the goal (``gait``), or
         the root toward the goal (capped step) and the others at their current positions (``point``)."""
         cfg = self.config
         if cfg.reference == "gait":
-            if self._planner is None:
-                self._planner = GaitPlanner(dt=self.dt)
-            return self._planner.reference(state, self.gait_command(state, goal))
+            return self.planner.reference(state, self.gait_command(state, goal))
         target, root = goal_xy(goal), state.root_pos[:2]
         root_ref = base.capped_step(root, target, cfg.max_reference_step)
         velocity = base.approach_velocity(target - root, cfg.speed, cfg.slowdown_radius)
@@ -97,7 +93,8 @@ class ReachTask:
 
     def gait_command(self, state: TaskState, goal: np.ndarray) -> GaitCommand:
         """Walk toward ``goal``: stand once within ``success_radius``; else turn toward it (bearing error x
-        ``turn_gain``, clipped, in ``TURN_STEP`` steps) at ``speed`` x max(cos(bearing), 0.5)."""
+        ``turn_gain``, clipped, in ``TURN_STEP`` steps) at ``speed``, or half of it while the goal is more than
+        60 deg to a side."""
         cfg = self.config
         delta = goal_xy(goal) - state.root_pos[:2]
         if np.linalg.norm(delta) <= cfg.success_radius:
