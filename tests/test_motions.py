@@ -75,8 +75,35 @@ def test_turns_go_the_labelled_way_and_standing_stays(library):
         assert library[f"{subject}_turn_left"].keypoints[-1, 0, 1] > 3.0
         assert library[f"{subject}_turn_right"].keypoints[-1, 0, 1] < -3.0
         start = library[f"{subject}_start"].keypoints[:, 0]
-        assert np.ptp(start[:25, 0]) < 0.01 and start[-1, 0] > 2.0  # still first, walking at the end
+        assert np.ptp(start[:25, 0]) < 0.01 and start[-1, 0] > 1.5  # still first, walking at the end
+        stop = library[f"{subject}_stop"].keypoints[:, 0]
+        assert stop[30, 0] > 0.5 and np.ptp(stop[-25:], axis=0).max() < 1e-6  # walking first, still at the end
     assert np.ptp(library["stand_still"].keypoints, axis=0).max() < 1e-9
+
+
+def test_foot_locking_undoes_sliding():
+    from kinesis_tasks.motions.kinematics import LegsKinematics
+
+    kinematics = LegsKinematics("legs")
+    sliding = np.tile(kinematics.standing_qpos, (10, 1))
+    sliding[:, 0] += 0.02 * np.arange(10)  # a standing body slid forward 2 cm per frame
+    locked = kinematics.foot_locked(sliding)
+    np.testing.assert_allclose(locked[:, :2], np.tile(sliding[0, :2], (10, 1)), atol=1e-12)
+    np.testing.assert_array_equal(locked[:, 2:], sliding[:, 2:])
+
+
+def test_starting_and_stopping_move_the_root_with_the_feet(library):
+    # synthesize(root="feet"): re-locking the feet leaves the root where it is. The earlier start clips
+    # scaled the stride's amplitude with the pace: by their end the root was 0.5-1.9 m from where their
+    # legs carry it.
+    from kinesis_tasks.motions.kinematics import LegsKinematics
+
+    kinematics = LegsKinematics("legs")
+    for subject in ("myosuite", "gaitanalysis"):
+        for kind in ("start", "stop"):
+            qpos = library[f"{subject}_{kind}"].qpos
+            drift = np.abs(kinematics.foot_locked(qpos)[:, :2] - qpos[:, :2]).max()
+            assert drift < 1e-3, (subject, kind, drift)
 
 
 def test_stored_qpos_reproduces_keypoints(library):

@@ -16,6 +16,7 @@ segment lengths differ from the recorded subject's.)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -68,11 +69,18 @@ def sample_periodic(values: np.ndarray, phase: np.ndarray) -> np.ndarray:
 
 def synthesize(cycle: GaitCycle, kinematics: LegsKinematics, *, name: str, text: str, fps: float,
                speed: np.ndarray, weight: np.ndarray, yaw_rate: np.ndarray, source: str,
-               start_phase: float = 0.0) -> ReferenceMotion:
-    """Play ``cycle`` back at ``fps`` along per-frame schedules [T]: speed factor, blend weight, yaw rate (rad/s)."""
+               start_phase: float = 0.0, cadence: np.ndarray | None = None,
+               root: Literal["cycle", "feet"] = "cycle") -> ReferenceMotion:
+    """Play ``cycle`` back at ``fps`` along per-frame schedules [T]: speed factor, blend weight, yaw rate (rad/s).
+
+    ``cadence`` [T] (default: ``speed``) is the phase rate factor. ``root="feet"`` moves the root
+    x-y with the feet on the floor (``LegsKinematics.foot_locked``) instead of the cycle's root
+    velocity scaled by ``speed``: the clip is then free of foot sliding whatever the schedules.
+    """
     speed, weight, yaw_rate = (np.asarray(a, dtype=np.float64) for a in (speed, weight, yaw_rate))
+    cadence = speed if cadence is None else np.asarray(cadence, dtype=np.float64)
     step = 1.0 / fps
-    phase = start_phase + _cumulative(speed / cycle.duration, step)
+    phase = start_phase + _cumulative(cadence / cycle.duration, step)
     yaw = _cumulative(yaw_rate, step)
     forward = speed * sample_periodic(cycle.root_velocity[:, 0], phase)
     heading = np.stack([np.cos(yaw), np.sin(yaw)], axis=1)
@@ -84,6 +92,8 @@ def synthesize(cycle: GaitCycle, kinematics: LegsKinematics, *, name: str, text:
     root_quat = root_orientation(yaw, tilt[:, 0], tilt[:, 1])
     angles = {joint: weight * sample_periodic(values, phase) for joint, values in cycle.angles.items()}
     qpos = kinematics.qpos(root_pos, root_quat, angles)
+    if root == "feet":
+        qpos = kinematics.foot_locked(qpos)
     keypoints, clearance = kinematics.keypoints(qpos)
     qpos[:, 2] -= clearance
     keypoints[..., 2] -= clearance[:, None]

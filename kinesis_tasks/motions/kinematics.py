@@ -86,6 +86,39 @@ class LegsKinematics:
                                    for geom in self._foot_geoms)
         return keypoints, clearance
 
+    def foot_locked(self, qpos: np.ndarray, *, band: float = 0.01) -> np.ndarray:
+        """``qpos`` [T, nq] with root x-y re-integrated so that the feet on the floor do not slide.
+
+        Per frame, the foot geoms within ``band`` (m) of the lowest one carry the body (weights
+        fall linearly to 0 at ``band``); the point of each that touches the floor is followed as a
+        material point of its body to the next frame, and the root moves by minus their weighted mean
+        horizontal displacement: the no-slip condition of stance, rolling over heel and toes included.
+        Everything but root x-y is kept; the first frame's x-y is the start.
+        """
+        qpos = np.asarray(qpos, dtype=np.float64)
+        model, data = self.model, self.data
+        bodies = model.geom_bodyid[self._foot_geoms]
+        fromto = np.zeros(6)
+        out = qpos.copy()
+
+        def pose(frame: int) -> None:
+            data.qpos[:] = qpos[frame]
+            data.qpos[:2] = 0.0
+            mujoco.mj_kinematics(model, data)
+
+        for frame in range(len(qpos) - 1):
+            pose(frame)
+            gaps, points = np.empty(len(bodies)), np.empty((len(bodies), 3))
+            for i, geom in enumerate(self._foot_geoms):
+                gaps[i] = mujoco.mj_geomDistance(model, data, self._floor, geom, 1.0, fromto)
+                points[i] = fromto[3:6]
+            weights = np.clip(1.0 - (gaps - gaps.min()) / band, 0.0, None)
+            local = np.einsum("kji,kj->ki", data.xmat[bodies].reshape(-1, 3, 3), points - data.xpos[bodies])
+            pose(frame + 1)
+            moved = np.einsum("kij,kj->ki", data.xmat[bodies].reshape(-1, 3, 3), local) + data.xpos[bodies] - points
+            out[frame + 1, :2] = out[frame, :2] - weights @ moved[:, :2] / weights.sum()
+        return out
+
     def _joint_couplings(self) -> list[tuple[int, int, np.ndarray]]:
         """(dependent qpos index, independent qpos index, 5 polynomial coefficients) per joint equality."""
         model = self.model

@@ -10,22 +10,33 @@ walk_a/b        "walk forward"                          1.15 / 1.30 m/s
 walk_quick_a/b  "walk forward quickly"                  1.55 / 1.70 m/s
 turn_left       "turn left while walking"               1.15 m/s, yaw rate +0.4 rad/s
 turn_right      "turn right while walking"              1.15 m/s, yaw rate -0.4 rad/s
-start           "start walking from standing still"     1 s still, 1.5 s ramp up, then 1.15 m/s
-stop            "stop walking and stand still"          the reverse of ``start``
+start           "start walking from standing still"     1 s still, 0.4 s into mid-swing, cadence
+                                                        ramped up over 0.8 s, then walking
+stop            "stop walking and stand still"          walking, cadence ramped down to mid-swing
+                                                        over 0.8 s, 0.4 s back to standing, still
 stand_still     "stand still"                           the standing pose (no cycle involved)
 =============== ======================================= ======================================
 
 Time-warping keeps the stride length and scales the cadence, so the speed words
 map to these mean root speeds (``SPEED_WORDS``): slowly 0.5-1.0 m/s, no word
 1.0-1.45 m/s, quickly 1.45-2.0 m/s.
+
+Starting and stopping change the pose only while the phase stands still (standing <->
+the cycle's mid-swing pose, where the feet pass each other) and change the pace only
+by the cadence at full stride, and their root moves with the feet on the floor
+(``synthesize(root="feet")``): a body can follow them without sliding its feet. (An
+earlier version scaled the stride's amplitude and its cadence together while the
+root kept its full speed: the root glided ~0.5 m over planted feet as the walk began,
+and no policy could track that.) Their walking part therefore has the speed the
+legs give, which for the GaitAnalysisToolKit stride is ~0.6 of its recorded speed.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from kinesis_tasks.motions.cycle import GaitCycle, synthesize
-from kinesis_tasks.motions.kinematics import LegsKinematics
+from kinesis_tasks.motions.cycle import GaitCycle, sample_periodic, synthesize
+from kinesis_tasks.motions.kinematics import LegsKinematics, root_orientation
 from kinesis_tasks.motions.motion import ReferenceMotion
 
 #: Speed word in a "walk forward ..." label -> (min, max) mean root speed, m/s.
@@ -36,7 +47,7 @@ WALK_SPEEDS = {"walk_slow_a": 0.75, "walk_slow_b": 0.90, "walk_a": 1.15, "walk_b
 TURN_SPEED = 1.15
 TURN_RATE = 0.4
 WALK_SECONDS, TURN_SECONDS, START_SECONDS, STAND_SECONDS = 5.0, 6.0, 4.5, 3.0
-STILL_SECONDS, RAMP_SECONDS = 1.0, 1.5
+STILL_SECONDS, BLEND_SECONDS, RAMP_SECONDS = 1.0, 0.4, 0.8
 
 
 def speed_range(text: str) -> tuple[float, float] | None:
@@ -54,9 +65,10 @@ def cycle_variants(cycle: GaitCycle, kinematics: LegsKinematics, fps: float) -> 
     source = f"synthetic derivative of {cycle.source}"
     motions = []
 
-    def add(kind: str, text: str, speed: np.ndarray, weight: np.ndarray, yaw_rate: np.ndarray) -> None:
+    def add(kind: str, text: str, speed: np.ndarray, weight: np.ndarray, yaw_rate: np.ndarray, **options) -> None:
         motions.append(synthesize(cycle, kinematics, name=f"{cycle.name}_{kind}", text=text, fps=fps,
-                                  speed=speed, weight=weight, yaw_rate=yaw_rate, source=f"{source}: {kind}"))
+                                  speed=speed, weight=weight, yaw_rate=yaw_rate, source=f"{source}: {kind}",
+                                  **options))
 
     for kind, target in WALK_SPEEDS.items():
         word = "slowly" if target < 1.0 else "quickly" if target >= 1.45 else ""
@@ -67,10 +79,13 @@ def cycle_variants(cycle: GaitCycle, kinematics: LegsKinematics, fps: float) -> 
     for side, sign in (("left", 1.0), ("right", -1.0)):
         add(f"turn_{side}", f"turn {side} while walking", np.full(frames, TURN_SPEED / cycle.speed),
             np.ones(frames), np.full(frames, sign * TURN_RATE))
-    ramp = _ramp(_frames(START_SECONDS, fps), fps)
-    factor = TURN_SPEED / cycle.speed
-    add("start", "start walking from standing still", factor * ramp, ramp, np.zeros_like(ramp))
-    add("stop", "stop walking and stand still", factor * ramp[::-1], ramp[::-1], np.zeros_like(ramp))
+    frames = _frames(START_SECONDS, fps)
+    factor, swing, still = TURN_SPEED / cycle.speed, mid_swing_phase(cycle, kinematics), np.zeros(frames)
+    weight, cadence = _starting(frames, fps)
+    add("start", "start walking from standing still", factor * cadence, weight, still, start_phase=swing, root="feet")
+    weight, cadence = weight[::-1], factor * cadence[::-1]
+    phases_walked = float(np.sum(0.5 * (cadence[1:] + cadence[:-1]))) / (fps * cycle.duration)
+    add("stop", "stop walking and stand still", cadence, weight, still, start_phase=swing - phases_walked, root="feet")
     return motions
 
 
@@ -88,7 +103,25 @@ def _frames(seconds: float, fps: float) -> int:
     return int(round(seconds * fps)) + 1
 
 
-def _ramp(frames: int, fps: float) -> np.ndarray:
-    """[frames] 0 for STILL_SECONDS, smoothstep to 1 over RAMP_SECONDS, then 1."""
-    t = np.clip((np.arange(frames) / fps - STILL_SECONDS) / RAMP_SECONDS, 0.0, 1.0)
-    return t * t * (3 - 2 * t)
+def mid_swing_phase(cycle: GaitCycle, kinematics: LegsKinematics) -> float:
+    """Phase (cycles) of ``cycle`` where the ankles are closest along the walking direction (mid-swing)."""
+    phases = np.arange(len(cycle.root_velocity)) / len(cycle.root_velocity)
+    angles = {joint: sample_periodic(values, phases) for joint, values in cycle.angles.items()}
+    root = np.tile(kinematics.standing_qpos[:3], (len(phases), 1))
+    keypoints, _ = kinematics.keypoints(kinematics.qpos(root, root_orientation(np.zeros(len(phases))), angles))
+    ankles = [kinematics.bodies.index(f"talus_{side}") for side in "lr"]
+    gap = np.abs(keypoints[:, ankles[0], 0] - keypoints[:, ankles[1], 0])
+    return float(phases[np.argmin(gap)])
+
+
+def _starting(frames: int, fps: float) -> tuple[np.ndarray, np.ndarray]:
+    """[frames] blend weight and cadence factor of a start: still, blend into the pose, then cadence up."""
+    t = np.arange(frames) / fps
+    blend = _smoothstep((t - STILL_SECONDS) / BLEND_SECONDS)
+    cadence = _smoothstep((t - STILL_SECONDS - BLEND_SECONDS) / RAMP_SECONDS)
+    return blend, cadence
+
+
+def _smoothstep(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3 - 2 * x)
