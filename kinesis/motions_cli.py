@@ -54,6 +54,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="output library: .npz file or folder (default: mdm_motions.npz)")
     mdm.set_defaults(func=_import_mdm)
 
+    from_task = commands.add_parser(
+        "from-task", help="record a task's planned references as motions (training data for task policies)",
+        description="Record what the reach or directional task's reference does for goals drawn from its "
+                    "distribution (config/tasks.yaml), followed exactly from the standing start: starts, walks, "
+                    "turns and stops planned from the motion library's clips. Each motion gets a qpos (an IK fit "
+                    "per frame, ~40 ms each) so training episodes can start anywhere in it. Train the imitation "
+                    "policy on the result (kinesis train expert --motions FILE) to teach it the tasks' references.")
+    from_task.add_argument("task", choices=("reach", "directional"), help="the task whose references to record")
+    from_task.add_argument("--count", type=int, default=8, help="number of goals, one motion each (default: 8)")
+    from_task.add_argument("--seconds", type=float, help="length of each motion (default: the task's time limit)")
+    from_task.add_argument("--seed", type=int, default=0, help="seed of the goal draws (default: 0)")
+    from_task.add_argument("--with", dest="include", action="append", default=[], metavar="LIB[:split]",
+                           help="also copy these motions into the output (repeatable), e.g. default:train")
+    from_task.add_argument("--out", type=Path, required=True, help="output library: .npz file or folder")
+    from_task.set_defaults(func=_from_task)
+
 
 def _split_library(spec: str) -> tuple[str, str | None]:
     """'LIB:split' -> (LIB, split); a bare LIB -> (LIB, None)."""
@@ -153,4 +169,27 @@ def _import_mdm(args: argparse.Namespace) -> int:
     print(f"wrote {len(motions)} motions to {args.out}")
     for motion in motions:
         print(f"  {motion.name}: {motion.text!r} ({motion.duration:.2f} s)")
+    return 0
+
+
+def _from_task(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from kinesis_tasks.imitation import ImitationConfig
+    from kinesis_tasks.motions import load_library, save_library
+    from kinesis_tasks.task_motions import task_motions
+    from kinesis_training.mining import with_poses
+
+    if args.count < 1:
+        raise ValueError(f"--count must be at least 1, got {args.count}")
+    motions = {}
+    for spec in args.include:
+        library, split = _split_library(spec)
+        motions.update(load_library(library, split=split))
+    recorded = task_motions(args.task, args.count, seed=args.seed, seconds=args.seconds)
+    config = ImitationConfig.default()
+    for motion in tqdm(recorded, desc="fitting poses", unit="motion"):
+        motions[motion.name] = with_poses({motion.name: motion}, config)[0]
+    save_library(args.out, motions.values(), {"train": list(motions)})
+    print(f"wrote {len(motions)} motions ({len(recorded)} {args.task} references) to {args.out}")
     return 0
