@@ -71,6 +71,8 @@ def test_turn_rate_bends_the_walk(library):
 def test_stop_command_comes_to_rest(library):
     roots, _ = follow(GaitPlanner(library, dt=DT), [(6.0, GaitCommand(1.2)), (6.0, GaitCommand(0.0))])
     assert speed(roots, 2.0) < 0.05
+    command = int(round(6.0 / DT))  # the stop slows down at once (stopping_part), not after the clip's lead-in
+    assert np.linalg.norm(roots[-1, :2] - roots[command, :2]) < 1.8  # 1.56 m; the whole stop clip: 2.29 m
 
 
 def test_command_changes_never_make_the_reference_jump(library):

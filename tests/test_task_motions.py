@@ -21,7 +21,8 @@ def test_a_forward_command_is_recorded_as_a_start_then_a_walk_along_the_heading(
     goal = TwistSchedule((0.0, 10.0), (Twist(1.0, 0.0, 0.0), Twist()))
     motion = task_motion(directional, goal, name="walk", seconds=16.0)
     root, start = motion.keypoints[:, 0], directional.start_state
-    assert motion.fps == pytest.approx(1.0 / directional.dt) and motion.num_frames == int(round(16.0 / directional.dt)) + 1
+    assert motion.fps == pytest.approx(1.0 / directional.dt)
+    assert motion.num_frames == int(round(16.0 / directional.dt)) + 1
     np.testing.assert_allclose(motion.keypoints[0], start.body_pos)  # from the task's standing start
     heading = np.array([np.cos(start.heading), np.sin(start.heading)])
     late = slice(int(6.0 * motion.fps), int(10.0 * motion.fps))
@@ -56,3 +57,14 @@ def test_from_task_writes_a_training_library_with_poses(tmp_path):
     assert recorded.qpos.shape == (recorded.num_frames, 35) and recorded.embodiment == "legs"
     with pytest.raises(ValueError, match="--count must be at least 1"):
         args.func(parser.parse_args(["motions", "from-task", "reach", "--count", "0", "--out", str(out)]))
+
+
+def test_a_reached_goal_is_stood_at_not_circled():
+    env = TaskEnv("reach")
+    goal = env.start_state.root_pos + [0.0, -2.0, 0.0]  # 2 m ahead: the start faces -y
+    motion = task_motion(env, goal, name="reach", seconds=20.0, settle=8.0)
+    distance = np.linalg.norm(motion.keypoints[:, 0, :2] - goal[:2], axis=1)
+    assert distance.min() <= env.task.config.success_radius
+    # Stopping overruns the success radius; the body then stands within settle_radius instead of walking back.
+    assert distance[-1] < env.task.config.settle_radius
+    assert np.ptp(motion.keypoints[-int(4 * motion.fps):, 0, :2], axis=0).max() < 0.01

@@ -15,7 +15,9 @@ position term against the reference taken at the previous state) and ``success``
 With ``reference: gait`` (the default) the reference is instead a walk toward the goal composed from the
 motion library's clips (``kinesis_tasks.tasks.gait``): forward at ``speed`` (slower while the goal is far
 to a side, so the turn fits), turning at ``turn_gain`` x the bearing error (at most ``max_turn_rate``,
-in steps of ``TURN_STEP``, so a new walk is planned only when the bearing changes), standing once reached.
+in steps of ``TURN_STEP``, so a new walk is planned only when the bearing changes), standing once reached
+and on while the goal stays within ``settle_radius`` (stopping carries the body past the success radius;
+without this it would walk a loop back).
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class ReachConfig:
     """gait: a walk toward the goal composed from the library's clips; point: the (capped) point-goal reference."""
     turn_gain: float = 1.5
     max_turn_rate: float = 0.8
+    settle_radius: float = 1.5
+    """gait: once reached, the body stands while the goal is within this distance (m)."""
     fall_height: float = 0.5
     k_pos: float = 200.0
     weights: Mapping[str, float] = field(default_factory=lambda: {"progress": 1.0, "imitation": 0.2, "success": 1.0})
@@ -79,6 +83,8 @@ class ReachTask(GaitReferenced):
     def __init__(self, config: ReachConfig | None = None, dt: float | None = None) -> None:
         self.config = config or ReachConfig.from_config()
         self.dt = base.control_dt() if dt is None else float(dt)
+        self._settled_at: np.ndarray | None = None  # the goal the body stands at
+        self._last_time = -np.inf
 
     def reference(self, state: TaskState, goal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(ref_pos, ref_vel) [K, 3] for the next control step: the planned walk toward the goal (``gait``), or
@@ -92,13 +98,20 @@ class ReachTask(GaitReferenced):
         return base.root_goal_reference(state, root_ref, velocity)
 
     def gait_command(self, state: TaskState, goal: np.ndarray) -> GaitCommand:
-        """Walk toward ``goal``: stand once within ``success_radius``; else turn toward it (bearing error x
-        ``turn_gain``, clipped, in ``TURN_STEP`` steps) at ``speed``, or half of it while the goal is more than
-        60 deg to a side."""
+        """Walk toward ``goal``: stand once within ``success_radius`` (and on while within ``settle_radius``);
+        else turn toward it (bearing error x ``turn_gain``, clipped, in ``TURN_STEP`` steps) at ``speed``, or half
+        of it while the goal is more than 60 deg to a side."""
         cfg = self.config
-        delta = goal_xy(goal) - state.root_pos[:2]
-        if np.linalg.norm(delta) <= cfg.success_radius:
+        target = goal_xy(goal)
+        delta = target - state.root_pos[:2]
+        if state.time < self._last_time:  # a new episode
+            self._settled_at = None
+        self._last_time = state.time
+        settled = self._settled_at is not None and np.array_equal(self._settled_at, target)
+        if np.linalg.norm(delta) <= (cfg.settle_radius if settled else cfg.success_radius):
+            self._settled_at = target
             return GaitCommand(0.0)
+        self._settled_at = None
         bearing = float(base.wrap_angle(np.arctan2(delta[1], delta[0]) - state.heading))
         turn = float(np.clip(cfg.turn_gain * bearing, -cfg.max_turn_rate, cfg.max_turn_rate))
         turn = TURN_STEP * round(turn / TURN_STEP)
