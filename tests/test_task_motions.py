@@ -68,3 +68,18 @@ def test_a_reached_goal_is_stood_at_not_circled():
     # Stopping overruns the success radius; the body then stands within settle_radius instead of walking back.
     assert distance[-1] < env.task.config.settle_radius
     assert np.ptp(motion.keypoints[-int(4 * motion.fps):, 0, :2], axis=0).max() < 0.01
+
+
+def test_the_reach_reference_itself_reaches_the_evaluation_goals():
+    # A tracker can only succeed where its reference does: over the goals of `kinesis eval --task reach
+    # --goals 50 --seed 0`, the planned walk (pure pursuit, config/tasks.yaml) passes within the success radius
+    # of 49 (a bearing-proportional turn with half speed beyond 60 deg reached 42).
+    from kinesis_tasks.evaluation import goal_rng
+
+    env = TaskEnv("reach")
+    reached = 0
+    for index in range(50):
+        goal = env.sample_goal(goal_rng(0, index))
+        motion = task_motion(env, goal, name="reach", settle=0.0)
+        reached += np.linalg.norm(motion.keypoints[:, 0, :2] - goal[:2], axis=1).min() <= env.task.config.success_radius
+    assert reached >= 47

@@ -27,6 +27,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from kinesis_tasks.config import load_config
 from kinesis_tasks.imitation import MotionTrack
 from kinesis_tasks.motions import ReferenceMotion, load_library
 from kinesis_tasks.tasks.base import TRACKED_BODIES, TaskState
@@ -165,7 +166,8 @@ def check_reference(task: str, reference: str) -> None:
 
 class GaitReferenced:
     """Mixin of the tasks whose reference can be a planned walk (``reference: gait``): ``planner``, built on
-    first use (it loads the motion library), follows the task's episodes."""
+    first use (it loads the motion library) with the ``gait`` section of config/tasks.yaml, follows the task's
+    episodes."""
 
     dt: float
     _planner: GaitPlanner | None = None
@@ -173,5 +175,5 @@ class GaitReferenced:
     @property
     def planner(self) -> GaitPlanner:
         if self._planner is None:
-            self._planner = GaitPlanner(dt=self.dt)
+            self._planner = GaitPlanner(dt=self.dt, **load_config("tasks").get("gait", {}))
         return self._planner

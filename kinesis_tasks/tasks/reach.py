@@ -13,11 +13,10 @@ step, divided by speed * dt and clipped to [-1, 1]), ``imitation`` (KINESIS body
 position term against the reference taken at the previous state) and ``success``.
 
 With ``reference: gait`` (the default) the reference is instead a walk toward the goal composed from the
-motion library's clips (``kinesis_tasks.tasks.gait``): forward at ``speed`` (slower while the goal is far
-to a side, so the turn fits), turning at ``turn_gain`` x the bearing error (at most ``max_turn_rate``,
-in steps of ``TURN_STEP``, so a new walk is planned only when the bearing changes), standing once reached
-and on while the goal stays within ``settle_radius`` (stopping carries the body past the success radius;
-without this it would walk a loop back).
+motion library's clips (``kinesis_tasks.tasks.gait``) along the arc from the current heading through the goal
+(pure pursuit: turn rate = speed x 2 sin(bearing) / distance), at ``speed``, slower where that arc needs more
+than ``max_turn_rate``; it stands once the goal is reached and on while the goal stays within
+``settle_radius`` (stopping carries the body past the success radius; without this it would walk a loop back).
 """
 
 from __future__ import annotations
@@ -31,8 +30,9 @@ from kinesis_tasks.tasks import base
 from kinesis_tasks.tasks.base import TaskState
 from kinesis_tasks.tasks.gait import GaitCommand, GaitReferenced, check_reference
 
-#: Turn-rate quantum of the gait command, rad/s: a new walk is planned only when the bearing changes this much.
-TURN_STEP = 0.1
+#: Quantum of the gait command's speed (m/s) and turn rate (rad/s): a new walk is planned only when they change
+#: this much.
+COMMAND_STEP = 0.1
 
 
 @dataclass(frozen=True)
@@ -46,8 +46,9 @@ class ReachConfig:
     max_time: float = 20.0
     reference: str = "gait"
     """gait: a walk toward the goal composed from the library's clips; point: the (capped) point-goal reference."""
-    turn_gain: float = 1.5
     max_turn_rate: float = 0.8
+    min_speed: float = 0.5
+    """gait: the slowest walk, m/s (for the tightest turns)."""
     settle_radius: float = 1.5
     """gait: once reached, the body stands while the goal is within this distance (m)."""
     fall_height: float = 0.5
@@ -99,8 +100,8 @@ class ReachTask(GaitReferenced):
 
     def gait_command(self, state: TaskState, goal: np.ndarray) -> GaitCommand:
         """Walk toward ``goal``: stand once within ``success_radius`` (and on while within ``settle_radius``);
-        else turn toward it (bearing error x ``turn_gain``, clipped, in ``TURN_STEP`` steps) at ``speed``, or half
-        of it while the goal is more than 60 deg to a side."""
+        else along the arc through it (pure pursuit), at ``speed`` or slower where the arc needs more than
+        ``max_turn_rate`` (down to ``min_speed``); speed and turn rate in ``COMMAND_STEP`` steps."""
         cfg = self.config
         target = goal_xy(goal)
         delta = target - state.root_pos[:2]
@@ -108,15 +109,18 @@ class ReachTask(GaitReferenced):
             self._settled_at = None
         self._last_time = state.time
         settled = self._settled_at is not None and np.array_equal(self._settled_at, target)
-        if np.linalg.norm(delta) <= (cfg.settle_radius if settled else cfg.success_radius):
+        distance = float(np.linalg.norm(delta))
+        if distance <= (cfg.settle_radius if settled else cfg.success_radius):
             self._settled_at = target
             return GaitCommand(0.0)
         self._settled_at = None
         bearing = float(base.wrap_angle(np.arctan2(delta[1], delta[0]) - state.heading))
-        turn = float(np.clip(cfg.turn_gain * bearing, -cfg.max_turn_rate, cfg.max_turn_rate))
-        turn = TURN_STEP * round(turn / TURN_STEP)
-        speed = cfg.speed * (1.0 if abs(bearing) < np.pi / 3 else 0.5)
-        return GaitCommand(speed=speed, turn_rate=turn)
+        # Pure pursuit: the arc from the current heading through the goal has curvature 2 sin(bearing) / distance;
+        # slower where that arc needs more than max_turn_rate (a goal behind: the tightest turn, slowly).
+        curvature = 2.0 * np.sin(bearing) / distance if abs(bearing) < np.pi / 2 else np.sign(bearing) * np.inf
+        speed = float(np.clip(cfg.max_turn_rate / max(abs(curvature), 1e-9), cfg.min_speed, cfg.speed))
+        turn = float(np.clip(speed * curvature, -cfg.max_turn_rate, cfg.max_turn_rate))
+        return GaitCommand(speed=COMMAND_STEP * round(speed / COMMAND_STEP), turn_rate=COMMAND_STEP * round(turn / COMMAND_STEP))
 
     def reward(self, previous: TaskState, state: TaskState, goal: np.ndarray) -> dict[str, float]:
         """{"progress", "imitation", "success"} of the step previous -> state."""
