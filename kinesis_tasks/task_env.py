@@ -20,7 +20,9 @@ Episode:
 
 info of a step (same keys every step): ``success`` (the state achieves the goal), the task's metric
 (``METRICS``: reach ``goal_distance_m``, directional ``velocity_error_mps``, kick
-``ball_target_distance_m``), ``episode_success`` (1.0 on the last step of a successful episode, else
+``ball_target_distance_m``; the velocity error is against the root velocity averaged over the last
+``velocity_window`` s, a stride, since a walking pelvis speeds up and slows down by ~0.15 m/s within each
+step), ``episode_success`` (1.0 on the last step of a successful episode, else
 0.0), ``outcome`` ("" until the end, then "success", "fall", "wide" or "time limit"), ``step`` and the
 reward terms as ``reward/<term>``. A reach or kick episode succeeds when it ends on success; a
 directional episode (a command has no end) when it reaches the time limit without falling with a mean
@@ -36,6 +38,7 @@ observations agree).
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, fields, replace
 from typing import Any, Mapping, Sequence
 
@@ -288,6 +291,7 @@ class TaskEnv(gym.Env):
         self._previous: TaskState | None = None
         self._t = 0
         self._metric_sum = 0.0
+        self._roots: deque[np.ndarray] = deque(maxlen=self._window_steps() + 1)  # directional: recent root x-y
 
     def sample_goal(self, rng: np.random.Generator, start: TaskState | None = None) -> Any:
         """A goal of the task's distribution (``start`` default: the standing start state)."""
@@ -318,6 +322,8 @@ class TaskEnv(gym.Env):
                              f"got {type(goal).__name__}")
         self.goal, self._previous, self._t = goal, state, 0
         self._metric_sum, self.episode_metric = 0.0, math.nan
+        self._roots.clear()
+        self._roots.append(state.root_pos[:2].copy())
         return self._observation(state), {"goal": goal_to_dict(goal)}
 
     def step(self, action: np.ndarray):
@@ -368,10 +374,15 @@ class TaskEnv(gym.Env):
     def _metric(self, state: TaskState, command: Any) -> float:
         if self.task_name == "reach":
             return goal_distance(state, command)
-        if self.task_name == "directional":
-            target = self.task.goal(state, command).velocity
-            return float(np.linalg.norm(state.body_vel[base.ROOT, :2] - target))
+        if self.task_name == "directional":  # walking velocity: the root's mean over the last velocity_window
+            self._roots.append(state.root_pos[:2].copy())
+            velocity = (self._roots[-1] - self._roots[0]) / ((len(self._roots) - 1) * self.dt)
+            return float(np.linalg.norm(velocity - self.task.goal(state, command).velocity))
         return float(np.linalg.norm(state.ball_pos - np.asarray(command, dtype=np.float64)))
+
+    def _window_steps(self) -> int:
+        window = getattr(self.task.config, "velocity_window", 0.0)
+        return max(1, int(round(window / self.dt)))
 
     def _outcome(self, state: TaskState, success: bool, terminated: bool, truncated: bool) -> str:
         if truncated:

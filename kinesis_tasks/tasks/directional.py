@@ -67,6 +67,8 @@ class DirectionalConfig:
     k_velocity: float = 2.0
     k_heading: float = 2.0
     velocity_tolerance: float = 0.3
+    velocity_window: float = 1.0
+    """s, the episode metric compares the command with the root velocity averaged over this window (a stride)."""
     max_time: float = 60.0
     reference: str = "gait"
     """gait: a walk composed from the library's clips (``kinesis_tasks.tasks.gait``); point: the KINESIS

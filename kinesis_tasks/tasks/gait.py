@@ -8,8 +8,8 @@ as kinematic controllers feed physics trackers in character animation (DReCon, B
 * walking command: a straight walking clip of the nearest pace, time-warped to the commanded speed (factor
   within ``speed_clamp``), looped, and bent (``text_to_motion.bend``) to the commanded turn rate, plus a turn
   toward the commanded travel direction over ``align_time``;
-* standing: the start clip's first pose, held; from standing, the start clip (played at ``start_rate``)
-  first; a zero command (speed under ``min_speed``) while walking: the stop clip from just before it slows
+* standing: the start clip's first pose, held; from standing, the start clip (played at ``start_rate``,
+  from just before it moves: ``starting_part``) first; a zero command (speed under ``min_speed``) while walking: the stop clip from just before it slows
   down (``stopping_part``), its last pose held.
   Standing poses come from the start and stop clips themselves, not from another clip, so that the feet
   never jump at a join.
@@ -80,7 +80,8 @@ class GaitPlanner:
         if missing:
             raise ValueError(f"GaitPlanner: the motion library has no {', '.join(missing)} clip")
         start = motions[chosen["start"]]
-        self.start_clip = start.replace(fps=start.fps * start_rate).resample(start.fps) if start_rate != 1.0 else start
+        start = start.replace(fps=start.fps * start_rate).resample(start.fps) if start_rate != 1.0 else start
+        self.start_clip = starting_part(start)
         self.stop_clip = stopping_part(motions[chosen["stop"]])
         self.dt, self.bodies = float(dt), tuple(bodies)
         self.speed_clamp, self.min_speed = speed_clamp, float(min_speed)
@@ -143,6 +144,14 @@ class GaitPlanner:
     def _set(self, motion: ReferenceMotion, start_time: float) -> None:
         self.motion, self.start_time = motion, float(start_time)
         self.track = MotionTrack.prepare(motion, self.bodies, self.dt)
+
+
+def starting_part(clip: ReferenceMotion, lead_s: float = 0.2) -> ReferenceMotion:
+    """``clip`` from ``lead_s`` before its first move (any keypoint 1 cm from frame 0): a start clip's still
+    lead-in would only delay the walk (joined from standing, the start clip begins at its first frame)."""
+    moved = np.linalg.norm(clip.keypoints - clip.keypoints[0], axis=2).max(axis=1) > 0.01
+    first = int(np.argmax(moved)) if moved.any() else 0
+    return select_frames(clip, slice(max(0, first - int(round(lead_s * clip.fps))), None))
 
 
 def stopping_part(clip: ReferenceMotion, lead_s: float = 0.5) -> ReferenceMotion:
