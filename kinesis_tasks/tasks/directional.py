@@ -69,7 +69,7 @@ class DirectionalConfig:
     velocity_tolerance: float = 0.3
     velocity_window: float = 1.0
     """s, the episode metric compares the command with the root velocity averaged over this window (a stride)."""
-    max_time: float = 60.0
+    max_time: float = 20.0
     reference: str = "gait"
     """gait: a walk composed from the library's clips (``kinesis_tasks.tasks.gait``); point: the KINESIS
     point-goal reference (root at the moving goal, the other keypoints where they are)."""
