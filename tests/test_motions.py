@@ -93,17 +93,22 @@ def test_foot_locking_undoes_sliding():
 
 
 def test_starting_and_stopping_move_the_root_with_the_feet(library):
-    # synthesize(root="feet"): re-locking the feet leaves the root where it is. The earlier start clips
-    # scaled the stride's amplitude with the pace: by their end the root was 0.5-1.9 m from where their
-    # legs carry it.
+    # Until the pace rises (start) and once it has fallen (stop), the root goes with the feet on the floor
+    # (synthesize(feet=...)): re-locking the feet leaves it where it is. The earlier clips scaled the stride's
+    # amplitude with the pace while the root kept going: 0.5-1.1 m off their legs over the ramp (now < 0.25 m).
     from kinesis_tasks.motions.kinematics import LegsKinematics
 
     kinematics = LegsKinematics("legs")
+    fps = library["myosuite_start"].fps
+    still = int(round(1.4 * fps))  # standing, then the pose blended into mid-swing with the phase held
+    ramp = int(round(2.3 * fps))  # and the cadence ramp
     for subject in ("myosuite", "gaitanalysis"):
         for kind in ("start", "stop"):
             qpos = library[f"{subject}_{kind}"].qpos
-            drift = np.abs(kinematics.foot_locked(qpos)[:, :2] - qpos[:, :2]).max()
-            assert drift < 1e-3, (subject, kind, drift)
+            qpos = qpos if kind == "start" else qpos[::-1]
+            locked = kinematics.foot_locked(qpos[:ramp])
+            drift = np.abs((locked[:, :2] - locked[0, :2]) - (qpos[:ramp, :2] - qpos[0, :2]))
+            assert drift[:still].max() < 0.01 and drift.max() < 0.25, (subject, kind, drift[:still].max(), drift.max())
 
 
 def test_stored_qpos_reproduces_keypoints(library):

@@ -16,7 +16,6 @@ segment lengths differ from the recorded subject's.)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
@@ -70,12 +69,13 @@ def sample_periodic(values: np.ndarray, phase: np.ndarray) -> np.ndarray:
 def synthesize(cycle: GaitCycle, kinematics: LegsKinematics, *, name: str, text: str, fps: float,
                speed: np.ndarray, weight: np.ndarray, yaw_rate: np.ndarray, source: str,
                start_phase: float = 0.0, cadence: np.ndarray | None = None,
-               root: Literal["cycle", "feet"] = "cycle") -> ReferenceMotion:
+               feet: np.ndarray | None = None) -> ReferenceMotion:
     """Play ``cycle`` back at ``fps`` along per-frame schedules [T]: speed factor, blend weight, yaw rate (rad/s).
 
-    ``cadence`` [T] (default: ``speed``) is the phase rate factor. ``root="feet"`` moves the root
-    x-y with the feet on the floor (``LegsKinematics.foot_locked``) instead of the cycle's root
-    velocity scaled by ``speed``: the clip is then free of foot sliding whatever the schedules.
+    ``cadence`` [T] (default: ``speed``) is the phase rate factor. ``feet`` [T] in [0, 1] (default 0) is
+    the share of the root's x-y velocity that comes from the feet on the floor
+    (``LegsKinematics.foot_locked``: free of foot sliding whatever the schedules) instead of the cycle's
+    root velocity scaled by ``speed`` (with its lateral sway).
     """
     speed, weight, yaw_rate = (np.asarray(a, dtype=np.float64) for a in (speed, weight, yaw_rate))
     cadence = speed if cadence is None else np.asarray(cadence, dtype=np.float64)
@@ -92,8 +92,10 @@ def synthesize(cycle: GaitCycle, kinematics: LegsKinematics, *, name: str, text:
     root_quat = root_orientation(yaw, tilt[:, 0], tilt[:, 1])
     angles = {joint: weight * sample_periodic(values, phase) for joint, values in cycle.angles.items()}
     qpos = kinematics.qpos(root_pos, root_quat, angles)
-    if root == "feet":
-        qpos = kinematics.foot_locked(qpos)
+    if feet is not None:
+        share = np.asarray(feet, dtype=np.float64)[1:, None]
+        steps = share * np.diff(kinematics.foot_locked(qpos)[:, :2], axis=0) + (1 - share) * np.diff(planar, axis=0)
+        qpos[:, :2] = planar[0] + np.concatenate([np.zeros((1, 2)), np.cumsum(steps, axis=0)])
     keypoints, clearance = kinematics.keypoints(qpos)
     qpos[:, 2] -= clearance
     keypoints[..., 2] -= clearance[:, None]

@@ -23,12 +23,12 @@ map to these mean root speeds (``SPEED_WORDS``): slowly 0.5-1.0 m/s, no word
 
 Starting and stopping change the pose only while the phase stands still (standing <->
 the cycle's mid-swing pose, where the feet pass each other) and change the pace only
-by the cadence at full stride, and their root moves with the feet on the floor
-(``synthesize(root="feet")``): a body can follow them without sliding its feet. (An
-earlier version scaled the stride's amplitude and its cadence together while the
-root kept its full speed: the root glided ~0.5 m over planted feet as the walk began,
-and no policy could track that.) Their walking part therefore has the speed the
-legs give, which for the GaitAnalysisToolKit stride is ~0.6 of its recorded speed.
+by the cadence at full stride. Their root moves with the feet on the floor while the
+pace is low and blends into the cycle's root motion as it rises (``synthesize(feet=)``):
+the weight shift and first step are free of foot sliding, and the walking part is the
+walking clips' own. (An earlier version scaled the stride's amplitude and its cadence
+together while the root kept its full speed: the root glided ~0.5 m over planted feet
+as the walk began, and no policy could track that.)
 """
 
 from __future__ import annotations
@@ -81,11 +81,13 @@ def cycle_variants(cycle: GaitCycle, kinematics: LegsKinematics, fps: float) -> 
             np.ones(frames), np.full(frames, sign * TURN_RATE))
     frames = _frames(START_SECONDS, fps)
     factor, swing, still = TURN_SPEED / cycle.speed, mid_swing_phase(cycle, kinematics), np.zeros(frames)
-    weight, cadence = _starting(frames, fps)
-    add("start", "start walking from standing still", factor * cadence, weight, still, start_phase=swing, root="feet")
-    weight, cadence = weight[::-1], factor * cadence[::-1]
-    phases_walked = float(np.sum(0.5 * (cadence[1:] + cadence[:-1]))) / (fps * cycle.duration)
-    add("stop", "stop walking and stand still", cadence, weight, still, start_phase=swing - phases_walked, root="feet")
+    weight, cadence = _starting(frames, fps)  # the root goes with the feet, then the cycle's root as the pace rises
+    add("start", "start walking from standing still", factor * cadence, weight, still, start_phase=swing,
+        feet=1.0 - cadence)
+    weight, cadence = weight[::-1], cadence[::-1]
+    phases_walked = float(np.sum(0.5 * (cadence[1:] + cadence[:-1]))) * factor / (fps * cycle.duration)
+    add("stop", "stop walking and stand still", factor * cadence, weight, still, start_phase=swing - phases_walked,
+        feet=1.0 - cadence)
     return motions
 
 
