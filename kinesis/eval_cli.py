@@ -42,6 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="legs, legs_abs, legs_back or an MJCF path (default legs; --task kick: legs_back)")
     parser.add_argument("--task", default=None, metavar="TASK",
                         help="evaluate a downstream task instead of motions: reach, directional or kick")
+    parser.add_argument("--starts", type=int, default=1,
+                        help="start each motion at this many frames: 0 and evenly over its first half (default 1: "
+                             "frame 0 only, the KINESIS criterion); more measures entering a motion mid-stride")
     parser.add_argument("--goals", type=int, default=10, help="--task: number of seeded goals (default 10)")
     parser.add_argument("--max-time", type=float, default=None,
                         help="--task: episode time limit in s (default the task's, config/tasks.yaml)")
@@ -137,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from kinesis_tasks.evaluation import evaluate, evaluation_config
+    from kinesis_tasks.evaluation import evaluate, evaluation_config, start_frames
     from kinesis_tasks.metrics import summarize
     from kinesis_tasks.motions import load_library
 
@@ -152,16 +155,18 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"policy: {factory.description}; embodiment {embodiment}; {len(motions)} motions "
                   f"from {args.motions}; termination at {config.eval_termination_distance} m; seed {args.seed}")
 
-    progress, advance = _progress(console, len(motions))
+    episodes = sum(len(start_frames(motion, args.starts)) for motion in motions.values())
+    progress, advance = _progress(console, episodes)
     with progress:
-        results = evaluate(motions, factory, config=config, workers=args.workers, seed=args.seed, on_result=advance)
+        results = evaluate(motions, factory, config=config, workers=args.workers, seed=args.seed, on_result=advance,
+                           starts=args.starts)
     summary = summarize(results)
 
     table = Table(title=f"{factory.description} on {args.motions}")
     for column in ("motion", "success", "MPJPE (mm)", "coverage", "frames"):
         table.add_column(column, justify="left" if column == "motion" else "right")
     for r in results:
-        table.add_row(r.motion, "yes" if r.success else "[red]no[/]", f"{r.mpjpe_mm:.1f}", f"{100 * r.coverage:.1f}%",
+        table.add_row(r.episode, "yes" if r.success else "[red]no[/]", f"{r.mpjpe_mm:.1f}", f"{100 * r.coverage:.1f}%",
                       f"{r.frames_tracked}/{r.frames_total}")
     table.add_section()
     table.add_row("overall", f"{100 * summary['success_rate']:.1f}%", f"{summary['mpjpe_mm']:.1f}",
@@ -175,6 +180,7 @@ def run(args: argparse.Namespace) -> int:
         "embodiment": embodiment,
         "motions": args.motions,
         "seed": args.seed,
+        "starts": args.starts,
         "workers": args.workers,
         "termination_distance_m": config.eval_termination_distance,
         "summary": summary,

@@ -2,7 +2,9 @@
 
 ``evaluate``: every motion once, from its first frame, deterministically. The env runs in evaluation mode
 (``ImitationConfig.evaluation``: start at frame 0, terminate when the mean tracked-body distance exceeds
-0.5 m).
+0.5 m). ``starts=K`` also starts each motion at K - 1 more frames spread over its first half
+(``start_frames``): a motion entered mid-stride, as clips from other sources are, tests what frame 0 alone
+does not.
 
 ``evaluate_task``: ``goals`` episodes of a ``TaskEnv`` (reach, directional, kick), each from the standing
 start. Goal i of seed s is drawn from ``np.random.default_rng([s, i])`` (``goal_rng``) with the task's
@@ -79,12 +81,13 @@ def evaluate_motion(
     *,
     seed: int | None = 0,
     initial_state: Mapping[str, np.ndarray] | None = None,
+    start: int = 0,
 ) -> MotionResult:
-    """Run ``motion`` once from frame 0 with ``policy`` until termination or its end.
+    """Run ``motion`` once from frame ``start`` with ``policy`` until termination or its end.
 
     ``initial_state`` ({"qpos", "qvel"[, "act"]}) replaces the state derived from the reference.
     """
-    obs, _ = env.reset(seed=seed, options={"motion": motion, "start": 0, **(initial_state or {})})
+    obs, _ = env.reset(seed=seed, options={"motion": motion, "start": start, **(initial_state or {})})
     errors = []
     terminated = truncated = False
     while not (terminated or truncated):
@@ -97,7 +100,20 @@ def evaluate_motion(
         mpjpe_mm=float(np.mean(errors)),
         frames_tracked=steps - int(terminated),
         frames_total=env.max_episode_steps,
+        start=start,
     )
+
+
+def start_frames(motion: ReferenceMotion, starts: int) -> list[int]:
+    """``starts`` start frames of ``motion``: 0 and evenly spread over its first half."""
+    if starts < 1:
+        raise ValueError(f"starts must be >= 1, got {starts}")
+    return sorted({int(k * (motion.num_frames - 1) / (2 * starts)) for k in range(starts)})
+
+
+def _evaluate_episode(env: ImitationEnv, policy: PolicyFn, item: tuple[str, int], *, seed: int) -> MotionResult:
+    motion, start = item
+    return evaluate_motion(env, policy, motion, seed=seed, start=start)
 
 
 def evaluation_config(config: ImitationConfig | None = None, **overrides: Any) -> ImitationConfig:
@@ -114,13 +130,15 @@ def evaluate(
     workers: int = 1,
     seed: int = 0,
     on_result: Callable[[MotionResult], None] | None = None,
+    starts: int = 1,
 ) -> list[MotionResult]:
-    """Evaluate every motion once; results in motion order. ``on_result`` is called as each one finishes."""
+    """Evaluate every motion from each of its ``start_frames(motion, starts)``; results in motion order, then
+    start frame. ``on_result`` is called as each episode finishes."""
     config = _picklable(evaluation_config(config))
     motion_list = list(motions.values()) if isinstance(motions, Mapping) else list(motions)
-    names = [motion.name for motion in motion_list]
-    return _run_episodes(partial(ImitationEnv, config, motion_list), policy_factory, names,
-                         partial(evaluate_motion, seed=seed), workers=workers, on_result=on_result)
+    items = [(motion.name, frame) for motion in motion_list for frame in start_frames(motion, starts)]
+    return _run_episodes(partial(ImitationEnv, config, motion_list), policy_factory, items,
+                         partial(_evaluate_episode, seed=seed), workers=workers, on_result=on_result)
 
 
 # --- downstream tasks ------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import pytest
 
 from kinesis import eval_cli
 from kinesis_tasks import MuscleSim, load_embodiment
-from kinesis_tasks.evaluation import ZeroPolicy, evaluate, evaluate_motion, evaluation_config
+from kinesis_tasks.evaluation import ZeroPolicy, evaluate, evaluate_motion, evaluation_config, start_frames
 from kinesis_tasks.imitation import ImitationEnv
 from kinesis_tasks.metrics import MotionResult, summarize
 from kinesis_tasks.motions import DEFAULT_BODIES, ReferenceMotion, load_library, save_library
@@ -129,7 +129,18 @@ def test_kinesis_eval_smoke(tmp_path, two_short, capsys):
     report = json.loads(out.read_text())
     assert [m["motion"] for m in report["per_motion"]] == ["stand_short", "walk_short"]
     assert report["summary"]["motions"] == 2 and report["termination_distance_m"] == 0.5
-    assert set(report["per_motion"][0]) == {"motion", "success", "mpjpe_mm", "frames_tracked", "frames_total", "coverage"}
+    assert set(report["per_motion"][0]) == {"motion", "success", "mpjpe_mm", "frames_tracked", "frames_total",
+                                            "coverage", "start"}
+    # --starts 3: each motion also entered at 2 frames of its first half; frames_total counts from the start.
+    args = cli(["eval", "--motions", f"{library}:test", "--json", str(out), "--checkpoint", "zero-action", "--starts", "3"])
+    assert args.func(args) == 0
+    report = json.loads(out.read_text())
+    episodes = [(m["motion"], m["start"]) for m in report["per_motion"]]
+    by_name = {m.name: m for m in two_short}
+    expected = [(name, f) for name in ("stand_short", "walk_short") for f in start_frames(by_name[name], 3)]
+    assert episodes == expected and len(expected) > 2 and report["starts"] == 3
+    first, later = report["per_motion"][0], report["per_motion"][1]
+    assert later["start"] > 0 and later["frames_total"] < first["frames_total"]
 
 
 def test_kinesis_eval_with_checkpoints(tmp_path, two_short):
@@ -148,3 +159,11 @@ def test_kinesis_eval_with_checkpoints(tmp_path, two_short):
     report = json.loads(out.read_text())
     assert report["checkpoint"] == str(right) and "mean action" in report["policy"]
     assert len(report["per_motion"]) == 2
+
+
+def test_start_frames_spread_over_the_first_half():
+    motion = load_library("default")["myosuite_walk_a"]  # 151 frames
+    assert start_frames(motion, 1) == [0]
+    assert start_frames(motion, 4) == [0, 18, 37, 56]
+    with pytest.raises(ValueError, match="starts must be >= 1"):
+        start_frames(motion, 0)

@@ -135,6 +135,17 @@ def test_evaluation_during_training_and_failure_weights(tiny_library, tmp_path):
     ((method, weights),) = Recorder.calls
     assert method == "set_motion_weights"
     assert weights == {r.motion: pytest.approx(1.5 - r.frames_tracked / r.frames_total) for r in results}
+    # eval_starts: 3 start frames per motion; the weight uses the motion's mean coverage over them.
+    Recorder.calls.clear()
+    trainer = Trainer(config.replace(epochs=3, eval_starts=3), tmp_path / "run", resume=True, progress=False)
+    trainer._evaluate(Recorder())
+    ((method, weights),) = Recorder.calls
+    several = evaluate(motions, CheckpointPolicy(str(tmp_path / "run" / "model.pth")), config=config.imitation,
+                       starts=3)
+    assert len(several) > len(results)
+    assert weights == {m: pytest.approx(1.5 - np.mean([r.coverage for r in several if r.motion == m])) for m in motions}
+    with pytest.raises(ValueError, match="eval_starts must be >= 1"):
+        from_dict({"eval_starts": 0})
     with pytest.raises(ValueError, match="needs eval_every"):
         from_dict({"motion_sampling": "failures"})
     with pytest.raises(ValueError, match="no motions to evaluate"):

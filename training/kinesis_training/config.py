@@ -70,6 +70,9 @@ class TrainConfig:
     eval_every: int = 0
     """Imitation: evaluate the latest checkpoint on the training motions every this many epochs as ``kinesis
     eval`` does (0: never); logs ``eval/*`` and keeps ``best_eval.pth`` (``kinesis_training.hard_motions``)."""
+    eval_starts: int = 1
+    """Imitation: start frames per motion in those evaluations (1: frame 0, as ``kinesis eval``; K: also K - 1
+    frames over its first half, ``kinesis eval --starts K``): a less noisy measure on a small motion set."""
     motion_sampling: str = "uniform"
     """Imitation: 'uniform', or 'failures' (after each evaluation, motion m is drawn with weight
     ``sampling_floor + 1 - coverage_m``; needs ``eval_every``)."""
@@ -96,6 +99,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.workers < 0 or self.save_every < 0:
             raise ValueError(f"workers and save_every must be >= 0, got {self.workers} and {self.save_every}")
+        if self.eval_starts < 1:
+            raise ValueError(f"eval_starts must be >= 1, got {self.eval_starts}")
         if self.eval_every < 0 or self.sampling_floor < 0:
             raise ValueError(f"eval_every and sampling_floor must be >= 0, got {self.eval_every} and {self.sampling_floor}")
         if self.motion_sampling not in MOTION_SAMPLING:

@@ -277,7 +277,8 @@ class Trainer:
 
     def _evaluate(self, sampler) -> dict[str, float]:
         """Evaluates ``model.pth`` on the training motions; keeps ``best_eval.pth``; sets the sampling weights."""
-        results = evaluate_checkpoint(self.checkpoint_path, self.eval_motions, self.config.imitation)
+        results = evaluate_checkpoint(self.checkpoint_path, self.eval_motions, self.config.imitation,
+                                      self.config.eval_starts)
         scalars = eval_scalars(results)
         self.eval_note = (f"eval: success {scalars['eval/success_rate']:.2f}  mpjpe "
                           f"{scalars['eval/mpjpe_mm']:.0f} mm  coverage {scalars['eval/coverage']:.2f}")
