@@ -73,7 +73,7 @@ def test_a_reached_goal_is_stood_at_not_circled():
 def test_the_reach_reference_itself_reaches_the_evaluation_goals():
     # A tracker can only succeed where its reference does: over the goals of `kinesis eval --task reach
     # --goals 50 --seed 0`, the planned walk (pure pursuit, config/tasks.yaml) passes within the success radius
-    # of 49 (a bearing-proportional turn with half speed beyond 60 deg reached 42).
+    # of all 50 (a bearing-proportional turn with half speed beyond 60 deg: 42).
     from kinesis_tasks.evaluation import goal_rng
 
     env = TaskEnv("reach")
@@ -82,4 +82,4 @@ def test_the_reach_reference_itself_reaches_the_evaluation_goals():
         goal = env.sample_goal(goal_rng(0, index))
         motion = task_motion(env, goal, name="reach", settle=0.0)
         reached += np.linalg.norm(motion.keypoints[:, 0, :2] - goal[:2], axis=1).min() <= env.task.config.success_radius
-    assert reached >= 47
+    assert reached >= 48
