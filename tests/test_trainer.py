@@ -120,6 +120,8 @@ def test_evaluation_during_training_and_failure_weights(tiny_library, tmp_path):
     summary = summarize(results)
     assert rows[-1]["eval/success_rate"] == summary["success_rate"]
     assert rows[-1]["eval/mpjpe_mm"] == pytest.approx(summary["mpjpe_mm"], rel=1e-9)
+    saved = json.loads((tmp_path / "run" / "evals" / "2.json").read_text())  # each evaluation, per motion
+    assert saved["summary"] == summary and [m["motion"] for m in saved["per_motion"]] == [r.motion for r in results]
     best = json.loads((tmp_path / "run" / "best_eval.json").read_text())
     best_row = max(rows, key=lambda row: (row["eval/success_rate"], -row["eval/mpjpe_mm"]))
     assert best["epoch"] == best_row["epoch"] and load_checkpoint(tmp_path / "run" / "best_eval.pth").epoch == best["epoch"]

@@ -7,6 +7,7 @@ A run lives in one folder (``runs/NAME``)::
     model_<epoch>.pth      every ``save_every`` epochs
     best.pth, best.json    highest mean episode return so far (and its epoch)
     best_eval.pth, .json   with ``eval_every``: the best evaluated checkpoint (success, then MPJPE; its epoch)
+    evals/<epoch>.json     with ``eval_every``: each evaluation, per motion (as ``kinesis eval --json``)
     metrics.jsonl          one line per epoch: epoch, samples, wall_s (training time, resumes included), scalars
     events.out.tfevents.*  TensorBoard scalars (see kinesis_training.logging)
 
@@ -44,6 +45,7 @@ from typing import Any
 import numpy as np
 import torch
 from kinesis_tasks.imitation import ImitationConfig, ImitationEnv
+from kinesis_tasks.metrics import summarize
 from kinesis_tasks.motions import load_library
 from kinesis_tasks.symmetry import MirrorMap
 from kinesis_tasks.task_env import VectorTaskEnv
@@ -280,6 +282,10 @@ class Trainer:
         results = evaluate_checkpoint(self.checkpoint_path, self.eval_motions, self.config.imitation,
                                       self.config.eval_starts)
         scalars = eval_scalars(results)
+        report = {"epoch": self.epoch, "samples": self.frame, "summary": summarize(results),
+                  "per_motion": [r.to_dict() for r in results]}
+        (self.run_dir / "evals").mkdir(exist_ok=True)
+        (self.run_dir / "evals" / f"{self.epoch}.json").write_text(json.dumps(report))
         self.eval_note = (f"eval: success {scalars['eval/success_rate']:.2f}  mpjpe "
                           f"{scalars['eval/mpjpe_mm']:.0f} mm  coverage {scalars['eval/coverage']:.2f}")
         if is_better(scalars, self.best_eval):
