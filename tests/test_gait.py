@@ -11,6 +11,7 @@ from kinesis_tasks.motions import load_library
 from kinesis_tasks.tasks import DirectionalTask, ReachTask, TaskState, Twist
 from kinesis_tasks.tasks.reach import ReachConfig
 from kinesis_tasks.tasks.gait import GaitCommand, GaitPlanner
+from kinesis_tasks.tasks.text_to_motion import clip_profile
 
 DT = 1.0 / 30.0
 POSE = np.array([[0.0, 0.0, 0.95], [0.0, 0.09, 0.45], [0.0, -0.09, 0.45], [0.0, 0.09, 0.07],
@@ -72,7 +73,7 @@ def test_stop_command_comes_to_rest(library):
     roots, _ = follow(GaitPlanner(library, dt=DT), [(6.0, GaitCommand(1.2)), (6.0, GaitCommand(0.0))])
     assert speed(roots, 2.0) < 0.05
     command = int(round(6.0 / DT))  # the stop slows down at once (stopping_part), not after the clip's lead-in
-    assert np.linalg.norm(roots[-1, :2] - roots[command, :2]) < 1.8  # 1.56 m; the whole stop clip: 2.29 m
+    assert np.linalg.norm(roots[-1, :2] - roots[command, :2]) < 1.3  # 1.01 m; the whole stop clip: 2.29 m
 
 
 def test_command_changes_never_make_the_reference_jump(library):
@@ -119,9 +120,12 @@ def test_reach_walks_an_ideal_tracker_to_the_goal(goal):
 
 def test_start_clip_and_rate_are_chosen_by_name(library):
     planner = GaitPlanner(library, dt=DT, start_clip="myosuite_start", start_rate=0.8)
-    # Played at 0.8, without its still lead-in (1 s, 1.25 s at 0.8) but for the 0.2 s before it moves.
-    slowed = library["myosuite_start"].num_frames / 0.8
-    assert planner.start_clip.num_frames == pytest.approx(slowed - (1.25 - 0.2) / DT, abs=4)
+    # Played at 0.8, from 0.2 s before it moves to a second after it walks at its full (slowed) speed.
+    root, full = planner.start_clip.keypoints[:, 0, :2], clip_profile(library["myosuite_start"]).speed
+    second = int(round(1.0 / DT))
+    assert np.ptp(root[:int(round(0.2 / DT)) - 1], axis=0).max() < 0.01 < np.ptp(root[:second], axis=0).max()
+    assert np.linalg.norm(root[-1] - root[-1 - second]) == pytest.approx(0.8 * full, rel=0.1)
+    assert planner.start_clip.num_frames < library["myosuite_start"].num_frames / 0.8 - 2 * second
     with pytest.raises(ValueError, match="start_clip 'myosuite_walk_a' is not a start clip"):
         GaitPlanner(library, dt=DT, start_clip="myosuite_walk_a")
 
