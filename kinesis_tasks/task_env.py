@@ -389,8 +389,8 @@ class TaskEnv(gym.Env):
             return "time limit"
         if not terminated:
             return ""
-        if success:
-            return "success"
+        if success and self.task_name != "directional":  # a directional episode ends early only by a fall,
+            return "success"                                # even one whose velocity matched at that step
         return "fall" if base.fallen(state, self.task.config.fall_height) else "wide"
 
     def _observation(self, state: TaskState) -> np.ndarray:

@@ -214,3 +214,11 @@ def test_bad_task_embodiment_and_goal_are_clear_errors():
         env.reset(options={"goal": np.zeros(3)})
     with pytest.raises(ValueError, match="unknown keys"):
         env.reset(options={"motion": "walk"})
+
+
+def test_a_directional_episode_that_falls_is_a_fall_even_at_the_commanded_velocity():
+    env = TaskEnv("directional")
+    state = env.start_state
+    fallen = replace(state, body_pos=state.body_pos - [0.0, 0.0, 0.6])  # root 0.35 m up: below fall_height
+    assert env._outcome(fallen, True, True, False) == "fall"  # velocity matched at that step: still a fall
+    assert TaskEnv("reach")._outcome(fallen, True, True, False) == "success"  # reach ends on success first
