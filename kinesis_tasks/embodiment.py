@@ -101,6 +101,33 @@ def load_embodiment(name_or_path: str | Path) -> mujoco.MjModel:
     return model
 
 
+def joint_couplings(model: mujoco.MjModel) -> list[tuple[int, int, int, np.ndarray]]:
+    """(dependent joint id, its qpos address, independent qpos address or -1, 5 coefficients) of every active
+    joint equality: y - y0 = sum_k c_k (x - x0)^k, y0 and x0 from ``qpos0`` (no x: y - y0 = c_0)."""
+    couplings = []
+    for eq in np.flatnonzero((model.eq_type == mujoco.mjtEq.mjEQ_JOINT) & model.eq_active0.astype(bool)):
+        joint1, joint2 = int(model.eq_obj1id[eq]), int(model.eq_obj2id[eq])
+        independent = int(model.jnt_qposadr[joint2]) if joint2 >= 0 else -1
+        couplings.append((joint1, int(model.jnt_qposadr[joint1]), independent, model.eq_data[eq, :5].copy()))
+    return couplings
+
+
+def apply_couplings(model: mujoco.MjModel, qpos: np.ndarray,
+                    couplings: list[tuple[int, int, int, np.ndarray]] | None = None) -> np.ndarray:
+    """``qpos`` [..., nq] with every equality-coupled joint where its constraint puts it (in place; returned)."""
+    for _, dependent, independent, coef in joint_couplings(model) if couplings is None else couplings:
+        delta = 0.0 if independent < 0 else qpos[..., independent] - model.qpos0[independent]
+        qpos[..., dependent] = model.qpos0[dependent] + np.polyval(coef[::-1], delta)
+    return qpos
+
+
+def rest_qpos(model: mujoco.MjModel) -> np.ndarray:
+    """The standing rest pose: ``qpos0`` with the equality-coupled joints where their constraints put them
+    (MyoLegs' ``qpos0`` leaves each patella 5 cm off its knee coupling, which the first steps then jerk into
+    place); the state every simulation starts from when no other is given."""
+    return apply_couplings(model, model.qpos0.copy())
+
+
 def muscle_actuators(model: mujoco.MjModel) -> np.ndarray:
     """Indices of the actuators with MuJoCo muscle dynamics."""
     return np.flatnonzero(model.actuator_dyntype == mujoco.mjtDyn.mjDYN_MUSCLE)

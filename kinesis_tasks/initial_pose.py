@@ -29,6 +29,8 @@ import mujoco
 import numpy as np
 from scipy.optimize import least_squares
 
+from kinesis_tasks.embodiment import apply_couplings, joint_couplings
+
 #: Weight of the joint-angle regulariser, m per rad: 1 rad away from qpos0 costs as much as 1 cm of error.
 REGULARISATION = 0.01
 
@@ -89,7 +91,8 @@ class PoseFitter:
         if len(free) != 1:
             raise ValueError(f"tracked: the first body {tracked[0]!r} must carry the model's free root joint")
         self.root_adr = int(model.jnt_qposadr[free[0]])
-        dependent, self.couplings = _joint_couplings(model)
+        self.couplings = joint_couplings(model)
+        dependent = {joint for joint, *_ in self.couplings}
         chain = _chain_joints(model, self.body_ids)
         self.joint_adr = np.array([model.jnt_qposadr[j] for j in chain if j not in dependent], dtype=np.intp)
         joint_ids = [j for j in chain if j not in dependent]
@@ -143,10 +146,7 @@ class PoseFitter:
         mujoco.mju_mulQuat(quat, turn, base[adr + 3 : adr + 7])
         qpos[adr + 3 : adr + 7] = quat
         qpos[self.joint_adr] = x[6:]
-        for dep, indep, coef in self.couplings:
-            delta = 0.0 if indep < 0 else qpos[indep] - self.model.qpos0[indep]
-            qpos[dep] = self.model.qpos0[dep] + (coef[0] if indep < 0 else np.polyval(coef[::-1], delta))
-        return qpos
+        return apply_couplings(self.model, qpos, self.couplings)
 
     def _kinematics(self, qpos: np.ndarray) -> None:
         self.data.qpos[:] = qpos
@@ -158,19 +158,6 @@ def _body_id(model: mujoco.MjModel, name: str) -> int:
     if body < 0:
         raise ValueError(f"tracked: the model has no body {name!r}")
     return body
-
-
-def _joint_couplings(model: mujoco.MjModel) -> tuple[set[int], list[tuple[int, int, np.ndarray]]]:
-    """(dependent joint ids, [(dependent qpos adr, independent qpos adr or -1, 5 coefficients)]) of active
-    joint equalities."""
-    dependent: set[int] = set()
-    couplings = []
-    for eq in np.flatnonzero((model.eq_type == mujoco.mjtEq.mjEQ_JOINT) & model.eq_active0.astype(bool)):
-        joint1, joint2 = int(model.eq_obj1id[eq]), int(model.eq_obj2id[eq])
-        dependent.add(joint1)
-        independent = int(model.jnt_qposadr[joint2]) if joint2 >= 0 else -1
-        couplings.append((int(model.jnt_qposadr[joint1]), independent, model.eq_data[eq, :5].copy()))
-    return dependent, couplings
 
 
 def _chain_joints(model: mujoco.MjModel, body_ids: np.ndarray) -> list[int]:

@@ -17,7 +17,7 @@ import numpy as np
 
 from kinesis_tasks import kernels
 from kinesis_tasks.control import CONTROL_MODES, MuscleParams, direct_excitation
-from kinesis_tasks.embodiment import physics_defaults
+from kinesis_tasks.embodiment import physics_defaults, rest_qpos
 
 MuscleCondition = Literal["none", "fatigue"]
 
@@ -52,6 +52,7 @@ class MuscleSim:
         self.substep_controls = np.zeros((self.substeps, model.nu))
         # Views of the data arrays the control law reads and writes (they live as long as ``data``).
         self._ctrl, self._length, self._velocity = self.data.ctrl, self.data.actuator_length, self.data.actuator_velocity
+        self._rest_qpos = rest_qpos(model)
         self.reset()
 
     @property
@@ -69,8 +70,10 @@ class MuscleSim:
         qvel: np.ndarray | None = None,
         act: np.ndarray | None = None,
     ) -> None:
-        """Reset data (model defaults where an argument is None) and evaluate the state."""
+        """Reset data (model defaults where an argument is None; qpos: ``embodiment.rest_qpos``) and evaluate the
+        state."""
         mujoco.mj_resetData(self.model, self.data)
+        self.data.qpos[:] = self._rest_qpos
         for name, value, size in (("qpos", qpos, self.model.nq), ("qvel", qvel, self.model.nv), ("act", act, self.model.na)):
             if value is not None:
                 getattr(self.data, name)[:] = _checked_vector(value, size, name)

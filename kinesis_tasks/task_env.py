@@ -8,7 +8,7 @@ see ``kinesis_tasks.tasks``), as in KINESIS and in the policy node.
 
 Episode:
 
-* start: standing at the model's default pose (``qpos0``: feet on the floor, at rest, activations 0), the
+* start: standing at the model's rest pose (``embodiment.rest_qpos``: feet on the floor, at rest, activations 0), the
   state the simulation node starts from; the kick scene (``kinesis_tasks.soccer``, ``legs_back`` only)
   has the kicker at the origin facing the goal, the ball on the penalty spot and the keeper at the centre;
 * goal: ``options["goal"]`` or drawn from the env's RNG (``reset(seed=)``) with the distribution of the
@@ -285,7 +285,7 @@ class TaskEnv(gym.Env):
         self.metric_name = METRICS[task]
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (self.layout.full_size,), np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (self.model.nu,), np.float32)
-        self.start_state = self._task_state()  # MuscleSim starts at qpos0
+        self.start_state = self._task_state()  # MuscleSim starts at rest_qpos
         self.goal: Any = None
         self.episode_metric = math.nan
         self._previous: TaskState | None = None

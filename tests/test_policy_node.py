@@ -30,6 +30,7 @@ from kinesis_msgs.srv import Reset
 from kinesis_policy_node import goals
 from kinesis_policy_node.tracking import GoalTracker, canonical_task
 from kinesis_sim_node.messages import SIM_STATE_QOS
+from kinesis_tasks.embodiment import rest_qpos
 from kinesis_tasks.evaluation import evaluate_motion, evaluation_config
 from kinesis_tasks.imitation import ImitationConfig, ImitationEnv
 from kinesis_tasks.motions import load_library, save_library
@@ -206,7 +207,7 @@ def test_lockstep_over_ros_equals_offline_run(tmp_path, composed):
         log = "".join(log.read_text() for _, log in client.processes.values())
     env = ImitationEnv(ImitationConfig.default(embodiment=V1_MODEL, evaluation=True), [load_library("default")[MOTION]])
     policy = load_policy(CHECKPOINT)
-    offline = [offline_episode(env, policy, qpos=env.model.qpos0.copy(), qvel=np.zeros(env.model.nv)),
+    offline = [offline_episode(env, policy, qpos=rest_qpos(env.model), qvel=np.zeros(env.model.nv)),
                offline_episode(env, policy)]
     state_runs = split_attempts(client.state_log[states:], lambda m: m.step)[:2]
     command_runs = split_attempts(client.command_log[commands:], lambda m: m.state_step)[:2]
@@ -258,7 +259,7 @@ def test_playlist_motions_start_from_their_initial_state_and_end_as_in_eval(tmp_
     # Each attempt starts from its motion's initial state (the state after each reset), in playlist order.
     starts = [env.initial_state(m.name, 0) for m in motions]
     runs = split_attempts(client.state_log, lambda m: m.step)
-    if runs[0][0].step != 0 or np.array_equal(runs[0][0].qpos, env.model.qpos0):
+    if runs[0][0].step != 0 or np.array_equal(runs[0][0].qpos, rest_qpos(env.model)):
         runs = runs[1:]  # the state the sim started with, before the first reset (or a run joined late)
     order = []
     for run in runs:

@@ -8,6 +8,7 @@ import pytest
 
 from kinesis_tasks.controllers import hold_pose_action
 from kinesis_tasks.evaluation import goal_rng
+from kinesis_tasks.embodiment import rest_qpos
 from kinesis_tasks.imitation import ImitationConfig, ImitationEnv
 from kinesis_tasks.tasks import DirectionalTask, GoalMouth, ReachTask, Twist, ball_in_goal
 from kinesis_tasks.task_env import TaskEnv, TwistSchedule, VectorTaskEnv
@@ -48,7 +49,7 @@ def test_observation_sizes_equal_the_imitation_envs(reach, kick):
 def test_same_physics_and_proprioception_as_the_imitation_env(reach):
     imitation = ImitationEnv(ImitationConfig.default(embodiment="legs"), model=reach.model)
     motion = imitation.motion_names[0]
-    start = {"qpos": reach.model.qpos0, "qvel": np.zeros(reach.model.nv)}
+    start = {"qpos": rest_qpos(reach.model), "qvel": np.zeros(reach.model.nv)}  # the task's standing start
     task_obs, _ = reach.reset(options={"goal": ahead(reach, 2.0)})
     imitation_obs, _ = imitation.reset(options={"motion": motion, "start": 0, **start})
     size = imitation.layout.proprioception_size

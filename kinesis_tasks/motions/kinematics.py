@@ -13,7 +13,7 @@ import mujoco
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from kinesis_tasks.embodiment import FLOOR_GEOM, load_embodiment
+from kinesis_tasks.embodiment import FLOOR_GEOM, apply_couplings, joint_couplings, load_embodiment
 from kinesis_tasks.motions.motion import DEFAULT_BODIES, HEAD_BODY
 
 #: Rotation from MyoLegs' root frame (facing -y) to the motion heading frame (facing +x).
@@ -42,7 +42,7 @@ class LegsKinematics:
         self.data = mujoco.MjData(self.model)
         self.bodies = tuple(bodies)
         self._body_ids = np.array([self.model.body(name).id for name in self.bodies])
-        self._couplings = self._joint_couplings()
+        self._couplings = joint_couplings(self.model)
         feet = [self.model.body(f"{part}_{side}").id for part in ("calcn", "toes") for side in "lr"]
         colliding = (self.model.geom_contype | self.model.geom_conaffinity) > 0
         self._foot_geoms = [int(g) for g in np.flatnonzero(colliding & np.isin(self.model.geom_bodyid, feet))]
@@ -64,10 +64,7 @@ class LegsKinematics:
             joint = self.model.joint(name)
             low, high = self.model.jnt_range[joint.id]
             qpos[:, self.model.jnt_qposadr[joint.id]] = np.clip(values, low, high)
-        for dependent, independent, coef in self._couplings:
-            delta = qpos[:, independent] - self.model.qpos0[independent]
-            qpos[:, dependent] = self.model.qpos0[dependent] + np.polyval(coef[::-1], delta)
-        return qpos
+        return apply_couplings(self.model, qpos, self._couplings)
 
     def keypoints(self, qpos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Body positions [T, K, 3] of ``bodies`` and foot-floor clearance [T] (m) for qpos [T, nq].
@@ -118,15 +115,4 @@ class LegsKinematics:
             moved = np.einsum("kij,kj->ki", data.xmat[bodies].reshape(-1, 3, 3), local) + data.xpos[bodies] - points
             out[frame + 1, :2] = out[frame, :2] - weights @ moved[:, :2] / weights.sum()
         return out
-
-    def _joint_couplings(self) -> list[tuple[int, int, np.ndarray]]:
-        """(dependent qpos index, independent qpos index, 5 polynomial coefficients) per joint equality."""
-        model = self.model
-        couplings = []
-        for eq in np.flatnonzero(model.eq_type == mujoco.mjtEq.mjEQ_JOINT):
-            if model.eq_obj2id[eq] < 0 or not model.eq_active0[eq]:
-                continue
-            couplings.append((model.jnt_qposadr[model.eq_obj1id[eq]], model.jnt_qposadr[model.eq_obj2id[eq]],
-                              model.eq_data[eq, :5].copy()))
-        return couplings
 

@@ -82,6 +82,9 @@ class GaitPlanner:
         missing = [kind for kind, name in chosen.items() if name is None] + ([] if self.walks else ["straight walk"])
         if missing:
             raise ValueError(f"GaitPlanner: the motion library has no {', '.join(missing)} clip")
+        # Walks of the start clip's subject (name prefix) where the library has them: one gait style throughout.
+        family = [w for w in self.walks if w[1].name.split("_")[0] == chosen["start"].split("_")[0]]
+        self.walks = family or self.walks
         start = motions[chosen["start"]]
         start = start.replace(fps=start.fps * start_rate).resample(start.fps) if start_rate != 1.0 else start
         self.start_clip = starting_part(start)
@@ -127,7 +130,8 @@ class GaitPlanner:
         else:  # standing on: the current pose held
             pieces = [hold(select_frames(self.motion, slice(now, now + 2)), self.horizon)]
         keep = max(0, now - int(round(self.motion.fps)))  # one second of past frames stays for interpolation
-        join_end = min(self.motion.num_frames, now + int(JOIN_WINDOW_S * self.motion.fps) + 2)
+        window = int(JOIN_WINDOW_S * self.motion.fps) if self.walking else 2  # a held pose joins at once
+        join_end = min(self.motion.num_frames, now + window + 2)
         motion = select_frames(self.motion, slice(keep, join_end))  # the join falls after `now`
         for piece in pieces:
             motion = append(motion, piece)
