@@ -111,7 +111,7 @@ def _policy_factory(args: argparse.Namespace):
     control_mode = ImitationConfig.default(embodiment=embodiment).control_mode
     # downstream tasks keep a fallback where nothing is bundled (the kick's legs_back); motions need a policy
     choice = resolve_policy(args.checkpoint, embodiment, control_mode=control_mode,
-                            unbundled="error" if args.task is None else "fallback")
+                            unbundled="error" if args.task is None else "fallback", task=args.task)
     if choice.checkpoint is None:
         return FallbackPolicy(choice.fallback, embodiment, control_mode, description=choice.description)
     return CheckpointPolicy(str(choice.checkpoint), args.weights, bundled=choice.bundled)

@@ -9,7 +9,10 @@ A bundled policy is a trained checkpoint that ships with the package, one per em
 * optionally its evaluation (``eval_*.json``), learning curve (``curve.png``) and ``MODEL_CARD.md``.
 
 Replacing a bundle is copying a run's ``best.pth`` (or ``model.pth``) and ``config.yaml`` over these files;
-nothing depends on which checkpoint it is. Today only ``legs`` (80 muscles, observation 504) has one.
+nothing depends on which checkpoint it is. Today only ``legs`` (80 muscles, observation 504) has one. A
+downstream task may have its own, fine-tuned from it, in ``<embodiment>/<task>/`` (same files): the default
+policy wherever that task runs (``kinesis eval/view --task``, the policy node and launch files with
+``task:=``); the embodiment's bundle otherwise.
 
 ``resolve_policy(value, embodiment)`` turns what a user gave (``kinesis eval/view/demo --checkpoint``, the
 policy node's ``checkpoint`` parameter, the launch files' ``checkpoint`` argument) into a ``PolicyChoice``:
@@ -79,11 +82,14 @@ def _no_bundle(embodiment: str, control_mode: str | None = None) -> ValueError:
         f"controller by name (--checkpoint {DEFAULT_FALLBACK})")
 
 
-def bundle(embodiment: str = "legs") -> Bundle:
-    """The bundled policy of ``embodiment``; ValueError naming the alternatives when there is none."""
+def bundle(embodiment: str = "legs", task: str | None = None) -> Bundle:
+    """The bundled policy of ``embodiment`` (for ``task``: its own when it has one); ValueError naming the
+    alternatives when there is none."""
     folder = BUNDLE_ROOT / str(embodiment)
     if not isinstance(embodiment, str) or "/" in embodiment or not (folder / BUNDLE_CHECKPOINT).is_file():
         raise _no_bundle(embodiment)
+    if task and "/" not in task and (folder / task / BUNDLE_CHECKPOINT).is_file():
+        folder = folder / task
     config = folder / BUNDLE_CONFIG
     values = (yaml.safe_load(config.read_text()) or {}) if config.is_file() else {}
     imitation = values.get("imitation") or {}
@@ -131,8 +137,10 @@ def resolve_policy(
     *,
     control_mode: str = "target_length",
     unbundled: str = "error",
+    task: str | None = None,
 ) -> PolicyChoice:
-    """The policy a checkpoint argument names for ``embodiment`` (see the module docstring).
+    """The policy a checkpoint argument names for ``embodiment`` (see the module docstring); the bundle of
+    ``task`` (reach, directional, ...) where it has its own.
 
     Args:
         value: None or "" (the default), "bundled"/"default", a fallback name, kinesis:NAME or a path.
@@ -152,7 +160,7 @@ def resolve_policy(
         return PolicyChoice(checkpoint=None, fallback=text)
     if not text or text in BUNDLED_NAMES:
         try:
-            found = bundle(str(embodiment))
+            found = bundle(str(embodiment), task)
             if found.control_mode != control_mode:
                 raise _no_bundle(str(embodiment), control_mode)
         except ValueError:

@@ -79,6 +79,19 @@ def test_resolution_of_checkpoint_arguments(tmp_path):
         resolve_policy("kinesis:nope", "legs")  # kinesis:NAME goes through assets.resolve_checkpoint
 
 
+def test_a_task_with_its_own_bundle_runs_it(tmp_path, monkeypatch):
+    from kinesis_tasks import bundled
+
+    for folder in (tmp_path / "legs", tmp_path / "legs" / "reach"):
+        folder.mkdir(parents=True)
+        (folder / "model.pth").write_bytes(b"")
+    monkeypatch.setattr(bundled, "BUNDLE_ROOT", tmp_path)
+    assert resolve_policy(None, "legs", task="reach").checkpoint == tmp_path / "legs" / "reach" / "model.pth"
+    for task in (None, "directional", "kick"):  # no bundle of their own: the embodiment's
+        assert resolve_policy("", "legs", task=task).checkpoint == tmp_path / "legs" / "model.pth"
+    assert eval_cli._policy_factory(eval_args("--task", "reach")).path == str(tmp_path / "legs" / "reach" / "model.pth")
+
+
 def test_no_bundle_is_an_error_or_the_named_fallback():
     for value, embodiment in ((None, "legs_back"), ("bundled", "legs_abs"), ("", "kinesis-v1"), ("", "a/b.xml")):
         with pytest.raises(ValueError, match=r"no bundled policy for embodiment .*--checkpoint PATH.*--checkpoint hold-pose"):

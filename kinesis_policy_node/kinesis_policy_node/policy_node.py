@@ -96,7 +96,7 @@ class PolicyNode(Node):
         self.tracker = GoalTracker(self.embodiment, task, playlist, initial,
                                    ball=np.array([spot[0], spot[1], float(p["ball_radius"])]))
         model = self.tracker.model
-        self.policy, self.fallback = self.load_policy(str(p["checkpoint"]), str(p["weights"]), model)
+        self.policy, self.fallback = self.load_policy(str(p["checkpoint"]), str(p["weights"]), model, task)
         self.rejected: Counter[str] = Counter()
         self.published_references: deque[tuple[str, int, int]] = deque(maxlen=OWN_REFERENCES_KEPT)
         self.started = False  # a state was handled (the first one starts the first motion)
@@ -118,11 +118,11 @@ class PolicyNode(Node):
         self.get_logger().info(f"ready: task {task}, {self.embodiment} ({model.nu} muscles), {self.mode} control, "
                                f"{len(playlist)} motion(s), observation size {self.tracker.layout.full_size}")
 
-    def load_policy(self, checkpoint: str, weights: str, model):
+    def load_policy(self, checkpoint: str, weights: str, model, task: str):
         """(loaded policy, None), or (None, the fallback's constant action) for a fallback controller."""
         if weights not in ("float32", "float16"):  # checked here too: a fallback never loads torch
             raise ValueError(f"parameter weights must be float32 or float16, got {weights!r}")
-        choice = policy_choice(checkpoint, self.embodiment, self.mode)
+        choice = policy_choice(checkpoint, self.embodiment, self.mode, task)
         if choice.checkpoint is None:
             self.get_logger().warning(f"not a trained policy: running the {choice.description}")
             return None, fallback_action(choice.fallback, model, self.mode)
@@ -255,9 +255,10 @@ class PolicyNode(Node):
                                   throttle_duration_sec=1.0)
 
 
-def policy_choice(checkpoint: str, embodiment: str, control_mode: str) -> PolicyChoice:
-    """What the ``checkpoint`` parameter runs (``resolve_policy``; empty without a bundle: the hold-pose fallback)."""
-    return resolve_policy(checkpoint, embodiment, control_mode=control_mode, unbundled="fallback")
+def policy_choice(checkpoint: str, embodiment: str, control_mode: str, task: str | None = None) -> PolicyChoice:
+    """What the ``checkpoint`` parameter runs for the node's ``task`` (``resolve_policy``: the task's own bundle
+    where it has one; empty without a bundle: the hold-pose fallback)."""
+    return resolve_policy(checkpoint, embodiment, control_mode=control_mode, unbundled="fallback", task=task)
 
 
 def reference_key(msg: ReferenceMotion) -> tuple[str, int, int]:
