@@ -86,9 +86,9 @@ class GaitPlanner:
         family = [w for w in self.walks if w[1].name.split("_")[0] == chosen["start"].split("_")[0]]
         self.walks = family or self.walks
         start = motions[chosen["start"]]
-        start = start.replace(fps=start.fps * start_rate).resample(start.fps) if start_rate != 1.0 else start
-        self.start_clip = starting_part(start)
+        self.start_clip = starting_part(warped(start, start_rate) if start_rate != 1.0 else start)
         self.stop_clip = stopping_part(motions[chosen["stop"]])
+        self.start_pace, self.stop_pace = (clip_profile(clip).speed for clip in (self.start_clip, self.stop_clip))
         self.dt, self.bodies = float(dt), tuple(bodies)
         self.speed_clamp, self.min_speed = speed_clamp, float(min_speed)
         self.align_time, self.horizon = float(align_time), float(horizon)
@@ -122,10 +122,10 @@ class GaitPlanner:
         walk = command.speed >= self.min_speed
         now = min(int((time - self.start_time) * self.motion.fps), self.motion.num_frames - 2)
         if walk:
-            start = [self._paced(self.start_clip, command.speed)] if not self.walking else []
+            start = [self._paced(self.start_clip, self.start_pace, command.speed)] if not self.walking else []
             pieces = [*start, self._walk(command)]
         elif self.walking:  # the stop clip at the pace walked, its last pose held
-            stop = self._paced(self.stop_clip, self.command.speed)
+            stop = self._paced(self.stop_clip, self.stop_pace, self.command.speed)
             pieces = [hold(stop, stop.duration + self.horizon)]
         else:  # standing on: the current pose held
             pieces = [hold(select_frames(self.motion, slice(now, now + 2)), self.horizon)]
@@ -142,14 +142,13 @@ class GaitPlanner:
         """The straight walk of the nearest pace at ``command.speed``, looped to the horizon, turned."""
         speed, clip = min(self.walks, key=lambda pair: abs(np.log(command.speed / pair[0])))
         factor = float(np.clip(command.speed / speed, *self.speed_clamp))
-        motion = loop_to_duration(clip.replace(fps=clip.fps * factor).resample(clip.fps), self.horizon)
+        motion = loop_to_duration(warped(clip, factor), self.horizon)
         t = np.arange(motion.num_frames) / motion.fps
         return bend(motion, command.direction * np.minimum(t / self.align_time, 1.0) + command.turn_rate * t)
 
-    def _paced(self, clip: ReferenceMotion, speed: float) -> ReferenceMotion:
-        """A start or stop clip time-warped so that its walking part goes at ``speed`` (within speed_clamp)."""
-        factor = float(np.clip(speed / clip_profile(clip).speed, *self.speed_clamp))
-        return clip.replace(fps=clip.fps * factor).resample(clip.fps)
+    def _paced(self, clip: ReferenceMotion, pace: float, speed: float) -> ReferenceMotion:
+        """A start or stop clip whose walking part goes at ``pace`` time-warped to ``speed`` (within speed_clamp)."""
+        return warped(clip, float(np.clip(speed / pace, *self.speed_clamp)))
 
     def _placed(self, clip: ReferenceMotion, root_xy: np.ndarray, heading: float) -> ReferenceMotion:
         start = clip.keypoints[0, 0, :2]
@@ -160,6 +159,17 @@ class GaitPlanner:
         self.track = MotionTrack.prepare(motion, self.bodies, self.dt)
 
 
+def warped(clip: ReferenceMotion, factor: float) -> ReferenceMotion:
+    """``clip`` played ``factor`` times faster, at its own frame rate."""
+    return clip.replace(fps=clip.fps * factor).resample(clip.fps)
+
+
+def speed_ahead(clip: ReferenceMotion) -> np.ndarray:
+    """[T - fps] root speed (m/s) over the second that follows each frame."""
+    root, second = clip.keypoints[:, 0, :2], max(1, int(round(clip.fps)))
+    return np.linalg.norm(root[second:] - root[:-second], axis=1) * clip.fps / second
+
+
 def starting_part(clip: ReferenceMotion, lead_s: float = 0.2, walk_s: float = JOIN_WINDOW_S) -> ReferenceMotion:
     """``clip`` from ``lead_s`` before its first move (any keypoint 1 cm from frame 0) to ``walk_s`` after its
     root reaches 90% of its final speed: a start clip's still lead-in would only delay the walk (joined from
@@ -167,10 +177,8 @@ def starting_part(clip: ReferenceMotion, lead_s: float = 0.2, walk_s: float = JO
     (joined within ``walk_s``)."""
     moved = np.linalg.norm(clip.keypoints - clip.keypoints[0], axis=2).max(axis=1) > 0.01
     first = int(np.argmax(moved)) if moved.any() else 0
-    root = clip.keypoints[:, 0, :2]
-    second = max(1, int(round(clip.fps)))
-    speed = np.linalg.norm(root[second:] - root[:-second], axis=1) * clip.fps / second  # over the next second
-    walking = int(np.argmax(speed >= 0.9 * speed[-1])) + second  # the end of the first full-speed second
+    speed = speed_ahead(clip)
+    walking = int(np.argmax(speed >= 0.9 * speed[-1])) + int(round(clip.fps))  # end of the first full-speed second
     end = min(clip.num_frames, walking + int(round(walk_s * clip.fps)))
     return select_frames(clip, slice(max(0, first - int(round(lead_s * clip.fps))), end))
 
@@ -180,9 +188,7 @@ def stopping_part(clip: ReferenceMotion, lead_s: float = 0.0) -> ReferenceMotion
     joined at the best-matching pose of the part's first ``JOIN_WINDOW_S``, slows the body down at once
     instead of walking the clip's lead-in first (1.85 m from command to standing at 1.2 m/s; the whole clip
     took 2.3 m)."""
-    root = clip.keypoints[:, 0, :2]
-    second = max(1, int(round(clip.fps)))
-    speed = np.linalg.norm(root[second:] - root[:-second], axis=1) * clip.fps / second  # over the next second
+    speed = speed_ahead(clip)
     slowing = np.flatnonzero(speed < 0.9 * speed[0])
     first = int(slowing[0]) if len(slowing) else 0
     return select_frames(clip, slice(max(0, first - int(round(lead_s * clip.fps))), None))
