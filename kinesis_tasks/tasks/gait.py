@@ -25,7 +25,7 @@ saw starts a new one.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -44,6 +44,8 @@ from kinesis_tasks.tasks.text_to_motion import (
     select_frames,
     transform,
 )
+
+MAX_CACHED_PIECES = 64  # composed walks kept per planner (a 20 s walk: ~1 MB)
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,7 @@ class GaitPlanner:
         self.command: GaitCommand | None = None
         self.walking = False
         self.start_time = self.last_time = 0.0
+        self._pieces: dict[tuple, ReferenceMotion] = {}  # walks and paced clips by command: replans reuse them
 
     def reference(self, state: TaskState, command: GaitCommand) -> tuple[np.ndarray, np.ndarray]:
         """(ref_pos, ref_vel) [K, 3] one control step after ``state`` under ``command``."""
@@ -140,15 +143,26 @@ class GaitPlanner:
 
     def _walk(self, command: GaitCommand) -> ReferenceMotion:
         """The straight walk of the nearest pace at ``command.speed``, looped to the horizon, turned."""
-        speed, clip = min(self.walks, key=lambda pair: abs(np.log(command.speed / pair[0])))
-        factor = float(np.clip(command.speed / speed, *self.speed_clamp))
-        motion = loop_to_duration(warped(clip, factor), self.horizon)
-        t = np.arange(motion.num_frames) / motion.fps
-        return bend(motion, command.direction * np.minimum(t / self.align_time, 1.0) + command.turn_rate * t)
+        def compose() -> ReferenceMotion:
+            speed, clip = min(self.walks, key=lambda pair: abs(np.log(command.speed / pair[0])))
+            factor = float(np.clip(command.speed / speed, *self.speed_clamp))
+            motion = loop_to_duration(warped(clip, factor), self.horizon)
+            t = np.arange(motion.num_frames) / motion.fps
+            return bend(motion, command.direction * np.minimum(t / self.align_time, 1.0) + command.turn_rate * t)
+        return self._cached(("walk", command), compose)
 
     def _paced(self, clip: ReferenceMotion, pace: float, speed: float) -> ReferenceMotion:
         """A start or stop clip whose walking part goes at ``pace`` time-warped to ``speed`` (within speed_clamp)."""
-        return warped(clip, float(np.clip(speed / pace, *self.speed_clamp)))
+        factor = float(np.clip(speed / pace, *self.speed_clamp))
+        return self._cached((clip.name, factor), lambda: warped(clip, factor))
+
+    def _cached(self, key: tuple, compose: Callable[[], ReferenceMotion]) -> ReferenceMotion:
+        """``compose()``, kept under ``key``: pure pursuit re-plans with the same few quantized commands."""
+        if key not in self._pieces:
+            if len(self._pieces) >= MAX_CACHED_PIECES:
+                self._pieces.clear()
+            self._pieces[key] = compose()
+        return self._pieces[key]
 
     def _placed(self, clip: ReferenceMotion, root_xy: np.ndarray, heading: float) -> ReferenceMotion:
         start = clip.keypoints[0, 0, :2]
