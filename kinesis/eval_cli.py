@@ -14,10 +14,10 @@ Without --checkpoint the policy is the bundled policy of the embodiment (kinesis
 a trained walker for legs), so that `kinesis eval --motions default:test` evaluates a trained policy on a
 fresh machine; an embodiment without one is an error (--checkpoint PATH). --checkpoint hold-pose runs the
 untrained baseline instead (the standing muscle lengths held, no balance: it falls, its numbers are low by
-design), --checkpoint zero-action every muscle's target length at half its maximum. --task: the bundled
-walker is an imitation policy, not fine-tuned for the task (the task turns its goal into the reference it
-tracks); the kick runs legs_back, which has no bundled policy, so without --checkpoint it runs the hold-pose
-fallback and says so. --weights float16 runs the checkpoint's mean action with its weight matrices rounded
+design), --checkpoint zero-action every muscle's target length at half its maximum. --task: the task's own
+bundle where one ships (legs: reach and directional, fine-tuned from the walker; the task turns its goal
+into the reference the policy tracks); the kick runs legs_back, which has no bundled policy, so without
+--checkpoint it runs the hold-pose fallback and says so. --weights float16 runs the checkpoint's mean action with its weight matrices rounded
 to float16 (about half the latency; actions ~1e-4 relative from float32).
 """
 
@@ -236,7 +236,7 @@ def run_task(args: argparse.Namespace) -> int:
                       f"{r.metric:.2f}", f"{r.episode_return:.2f}")
     table.add_section()
     mean_time = summary["mean_time_to_success_s"]
-    table.add_row("", "overall", f"{100 * summary['success_rate']:.1f}%", "", "",
+    table.add_row("", "overall", f"{100 * summary['success_rate']:.1f}%", "", f"{summary['mean_episode_s']:.2f}",
                   "-" if mean_time is None else f"{mean_time:.2f}", f"{summary[f'mean_{metric}']:.2f}",
                   f"{summary['mean_return']:.2f}")
     console.print(table)

@@ -222,7 +222,8 @@ def evaluate_task(
 
 
 def summarize_tasks(results: Sequence[TaskResult]) -> dict[str, Any]:
-    """Success rate, mean return, mean time to success (of the successes; None without any), mean metric."""
+    """Success rate, mean return, mean time to success (of the successes; None without any), mean episode
+    time (to success, fall or time limit: how long the body stayed up, for directional), mean metric."""
     if not results:
         raise ValueError("results: no goals were evaluated")
     times = [r.time_to_success_s for r in results if r.success and r.time_to_success_s is not None]
@@ -231,6 +232,7 @@ def summarize_tasks(results: Sequence[TaskResult]) -> dict[str, Any]:
         "success_rate": float(np.mean([r.success for r in results])),
         "mean_return": float(np.mean([r.episode_return for r in results])),
         "mean_time_to_success_s": float(np.mean(times)) if times else None,
+        "mean_episode_s": float(np.mean([r.time_s for r in results])),
         f"mean_{results[0].metric_name}": float(np.mean([r.metric for r in results])),
         "outcomes": {o: sum(r.outcome == o for r in results) for o in sorted({r.outcome for r in results})},
     }

@@ -92,6 +92,7 @@ def test_eval_goal_sets_are_seeded_and_workers_agree(tmp_path):
     summary = summarize_tasks(first)
     assert summary["goals"] == 2 and summary["success_rate"] == 0.0 and summary["mean_time_to_success_s"] is None
     assert summary["mean_goal_distance_m"] == pytest.approx(np.mean([r.metric for r in first]))
+    assert summary["mean_episode_s"] == pytest.approx(np.mean([r.time_s for r in first]))
 
 
 def test_task_success_rate_comes_from_the_envs_episode_success():
