@@ -61,6 +61,18 @@ def test_forward_command_starts_then_walks_at_the_speed_along_the_heading(librar
     assert np.abs(start[:, :2] - start[0, :2]).max() < 0.01 < np.abs(roots[int(1.0 / DT), :2] - start[0, :2]).max()
 
 
+def test_an_unpaced_start_plays_the_start_clip_at_its_own_pace_then_walks_at_the_command(library):
+    # A slow command: the paced start is time-warped down to it (slower, longer); unpaced, the start clip runs
+    # as recorded (the start a tracker learned) and the slow walk joined after it sets the speed.
+    slow = [(8.0, GaitCommand(0.7))]
+    paced, _ = follow(GaitPlanner(library, dt=DT), slow)
+    unpaced, _ = follow(GaitPlanner(library, dt=DT, paced_start=False), slow)
+    first = int(round(1.5 / DT))
+    assert np.linalg.norm(unpaced[first, :2] - unpaced[0, :2]) > 1.3 * np.linalg.norm(paced[first, :2] - paced[0, :2])
+    assert speed(unpaced, 3.0) == pytest.approx(0.7, abs=0.12)
+    assert DirectionalTask(dt=DT).planner.paced_start is False and ReachTask(dt=DT).planner.paced_start is True
+
+
 def test_turn_rate_bends_the_walk(library):
     roots, _ = follow(GaitPlanner(library, dt=DT), [(4.0, GaitCommand(1.2)), (6.0, GaitCommand(1.2, 0.4))])
     step = int(round(1.0 / DT))

@@ -73,6 +73,8 @@ class DirectionalConfig:
     reference: str = "gait"
     """gait: a walk composed from the library's clips (``kinesis_tasks.tasks.gait``); point: the KINESIS
     point-goal reference (root at the moving goal, the other keypoints where they are)."""
+    paced_start: bool = False
+    """gait: the start clip time-warped to the commanded speed (False: at its own pace; ``GaitPlanner``)."""
     fall_height: float = 0.5
     k_pos: float = 200.0
     weights: Mapping[str, float] = field(default_factory=lambda: {"velocity": 1.0, "heading": 0.3, "imitation": 0.2})

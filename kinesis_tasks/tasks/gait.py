@@ -12,7 +12,9 @@ as kinematic controllers feed physics trackers in character animation (DReCon, B
   first, from just before it moves to a second after it reaches its pace (``starting_part``), where the
   commanded walk joins; a zero command (speed under ``min_speed``) while walking: the stop clip from where
   it slows down (``stopping_part``), its last pose held. Start and stop clips are time-warped to the pace
-  commanded or walked (within ``speed_clamp``).
+  commanded or walked (within ``speed_clamp``); with ``paced_start`` off the start clip plays at its own
+  pace and the commanded walk, joined after it, sets the speed (a tracker that learned one start falls in a
+  start slowed down: the directional task, docs/tasks.md).
   Standing poses come from the start and stop clips themselves, not from another clip, so that the feet
   never jump at a join.
 
@@ -25,7 +27,7 @@ saw starts a new one.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -71,7 +73,8 @@ class GaitPlanner:
     def __init__(self, motions: Mapping[str, ReferenceMotion] | None = None, *, dt: float,
                  bodies: Sequence[str] = TRACKED_BODIES, start_clip: str | None = None, start_rate: float = 1.0,
                  stop_clip: str | None = None, speed_clamp: tuple[float, float] = (0.6, 1.6),
-                 min_speed: float = 0.3, align_time: float = 1.0, horizon: float = 20.0) -> None:
+                 min_speed: float = 0.3, align_time: float = 1.0, horizon: float = 20.0,
+                 paced_start: bool = True) -> None:
         motions = dict(load_library("default", split="train") if motions is None else motions)
         profiles = {name: clip_profile(motion) for name, motion in motions.items()}
         self.walks = sorted(((p.speed, motions[n]) for n, p in profiles.items() if p.kind == "walk" and p.turn == 0),
@@ -94,6 +97,7 @@ class GaitPlanner:
         self.dt, self.bodies = float(dt), tuple(bodies)
         self.speed_clamp, self.min_speed = speed_clamp, float(min_speed)
         self.align_time, self.horizon = float(align_time), float(horizon)
+        self.paced_start = bool(paced_start)
         self.motion: ReferenceMotion | None = None
         self.track: MotionTrack | None = None
         self.command: GaitCommand | None = None
@@ -125,7 +129,8 @@ class GaitPlanner:
         walk = command.speed >= self.min_speed
         now = min(int((time - self.start_time) * self.motion.fps), self.motion.num_frames - 2)
         if walk:
-            start = [self._paced(self.start_clip, self.start_pace, command.speed)] if not self.walking else []
+            paced = self._paced(self.start_clip, self.start_pace, command.speed) if self.paced_start else self.start_clip
+            start = [] if self.walking else [paced]
             pieces = [*start, self._walk(command)]
         elif self.walking:  # the stop clip at the pace walked, its last pose held
             stop = self._paced(self.stop_clip, self.stop_pace, self.command.speed)
@@ -217,13 +222,15 @@ def check_reference(task: str, reference: str) -> None:
 class GaitReferenced:
     """Mixin of the tasks whose reference can be a planned walk (``reference: gait``): ``planner``, built on
     first use (it loads the motion library) with the ``gait`` section of config/tasks.yaml, follows the task's
-    episodes."""
+    episodes, with the task config's ``paced_start``."""
 
     dt: float
+    config: Any
     _planner: GaitPlanner | None = None
 
     @property
     def planner(self) -> GaitPlanner:
         if self._planner is None:
-            self._planner = GaitPlanner(dt=self.dt, **load_config("tasks").get("gait", {}))
+            self._planner = GaitPlanner(dt=self.dt, paced_start=self.config.paced_start,
+                                        **load_config("tasks").get("gait", {}))
         return self._planner

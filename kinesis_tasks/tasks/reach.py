@@ -51,6 +51,8 @@ class ReachConfig:
     """gait: the slowest walk, m/s (for the tightest turns)."""
     settle_radius: float = 1.5
     """gait: once reached, the body stands while the goal is within this distance (m)."""
+    paced_start: bool = True
+    """gait: the start clip time-warped to the commanded speed (False: at its own pace; ``GaitPlanner``)."""
     fall_height: float = 0.5
     k_pos: float = 200.0
     weights: Mapping[str, float] = field(default_factory=lambda: {"progress": 1.0, "imitation": 0.2, "success": 1.0})
