@@ -40,14 +40,16 @@ def test_the_legs_bundle_ships_with_the_package():
     patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["kinesis_tasks"]
     for name in ("model.pth", "config.yaml", "eval_test.json", "curve.png", "MODEL_CARD.md"):
         assert any(fnmatch(f"data/policies/legs/{name}", pattern) for pattern in patterns), name
-    # The reach task has its own bundle, fine-tuned from the walker: the default wherever reach runs.
-    reach = bundle("legs", "reach")
-    assert reach.folder == BUNDLE_ROOT / "legs" / "reach" and reach.control_mode == "target_length"
-    for name in ("model.pth", "config.yaml", "eval_reach.json", "MODEL_CARD.md"):
-        assert (reach.folder / name).is_file(), name
-        assert any(fnmatch(f"data/policies/legs/reach/{name}", pattern) for pattern in patterns), name
-    assert resolve_policy(None, "legs", task="reach").checkpoint == reach.checkpoint != found.checkpoint
-    assert bundle("legs", "directional") == found  # no bundle of its own: the walker
+    # Reach and directional have their own bundles, trained further from the walker: the default wherever
+    # that task runs; the kick (legs_back) has none.
+    for task in ("reach", "directional"):
+        own = bundle("legs", task)
+        assert own.folder == BUNDLE_ROOT / "legs" / task and own.control_mode == "target_length"
+        for name in ("model.pth", "config.yaml", f"eval_{task}.json", "MODEL_CARD.md"):
+            assert (own.folder / name).is_file(), name
+            assert any(fnmatch(f"data/policies/legs/{task}/{name}", pattern) for pattern in patterns), name
+        assert resolve_policy(None, "legs", task=task).checkpoint == own.checkpoint != found.checkpoint
+    assert bundle("legs", "kick") == found  # no bundle of its own: the walker
 
 
 def test_bundled_policy_acts_on_the_legs_observation():
