@@ -79,14 +79,6 @@ class CheckpointPolicy:
         return load_policy(self.path, obs_dim=obs_size, action_dim=action_size, weights=self.weights).mean_action
 
 
-def parse_motions(spec: str) -> tuple[str, str | None]:
-    """'LIB[:SPLIT]' -> (library, split or None)."""
-    library, sep, split = spec.rpartition(":")
-    if not sep or not library:
-        return spec, None
-    return library, split
-
-
 def embodiment_of(args: argparse.Namespace) -> str:
     """--embodiment, or the default: legs, or the task's (``task_env.default_embodiment``: legs_back for kick)."""
     if args.embodiment:
@@ -142,10 +134,10 @@ def run(args: argparse.Namespace) -> int:
 
     from kinesis_tasks.evaluation import evaluate, evaluation_config, start_frames
     from kinesis_tasks.metrics import summarize
-    from kinesis_tasks.motions import load_library
+    from kinesis_tasks.motions import load_library, parse_library_spec
 
     factory = _policy_factory(args)
-    library, split = parse_motions(args.motions)
+    library, split = parse_library_spec(args.motions)
     motions = load_library(library, split=split)
     if not motions:
         raise ValueError(f"--motions {args.motions}: no motions")

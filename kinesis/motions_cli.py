@@ -71,18 +71,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from_task.set_defaults(func=_from_task)
 
 
-def _split_library(spec: str) -> tuple[str, str | None]:
-    """'LIB:split' -> (LIB, split); a bare LIB -> (LIB, None)."""
-    library, _, split = spec.rpartition(":")
-    if library and split and "/" not in split and "\\" not in split:
-        return library, split
-    return spec, None
-
-
 def _list(args: argparse.Namespace) -> int:
-    from kinesis_tasks.motions import library_splits, load_library
+    from kinesis_tasks.motions import library_splits, load_library, parse_library_spec
 
-    library, split = _split_library(args.library)
+    library, split = parse_library_spec(args.library)
     motions = load_library(library, split=split)
     splits: dict[str, list[str]] = {}
     for name, members in library_splits(library).items():
@@ -176,7 +168,7 @@ def _from_task(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from kinesis_tasks.imitation import ImitationConfig
-    from kinesis_tasks.motions import load_library, save_library
+    from kinesis_tasks.motions import load_library, parse_library_spec, save_library
     from kinesis_tasks.task_motions import task_motions
     from kinesis_training.mining import with_poses
 
@@ -184,7 +176,7 @@ def _from_task(args: argparse.Namespace) -> int:
         raise ValueError(f"--count must be at least 1, got {args.count}")
     motions = {}
     for spec in args.include:
-        library, split = _split_library(spec)
+        library, split = parse_library_spec(spec)
         motions.update(load_library(library, split=split))
     recorded = task_motions(args.task, args.count, seed=args.seed, seconds=args.seconds)
     config = ImitationConfig.default()

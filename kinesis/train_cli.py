@@ -86,16 +86,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     mine.set_defaults(func=run_mine)
 
 
-def parse_motions(spec: str) -> tuple[str, str | None]:
-    """'LIB[:SPLIT]' -> (library, split or None)."""
-    library, sep, split = spec.rpartition(":")
-    return (library, split) if sep and library else (spec, None)
-
-
 def _imitation_overrides(args: argparse.Namespace) -> dict:
+    from kinesis_tasks.motions import parse_library_spec
+
     changes = {}
     if args.motions is not None:
-        changes["motions"], changes["split"] = parse_motions(args.motions)
+        changes["motions"], changes["split"] = parse_library_spec(args.motions)
     if args.embodiment is not None:
         changes["embodiment"] = args.embodiment
     if args.muscle_condition is not None:

@@ -107,14 +107,15 @@ def build_session(args: argparse.Namespace):
     from kinesis_tasks.task_env import check_task, default_embodiment
     from kinesis_tasks.view_session import ViewSession
 
-    from kinesis.eval_cli import _policy_factory, parse_motions
+    from kinesis.eval_cli import _policy_factory
+    from kinesis_tasks.motions import parse_library_spec
 
     factory = _policy_factory(args)  # the resolution `kinesis eval` uses: checkpoint, kinesis:NAME or its default
     if args.task is not None:
         task = check_task(args.task)
         config = ImitationConfig.default(embodiment=args.embodiment or default_embodiment(task))
         return ViewSession.for_task(task, config, factory, goals=args.goals, seed=args.seed), factory
-    library, split = parse_motions(args.motions)
+    library, split = parse_library_spec(args.motions)
     motions = load_library(library, split=split)
     if not motions:
         raise ValueError(f"--motions {args.motions}: no motions")

@@ -12,7 +12,7 @@ from kinesis_tasks import MuscleSim, load_embodiment
 from kinesis_tasks.evaluation import ZeroPolicy, evaluate, evaluate_motion, evaluation_config, start_frames
 from kinesis_tasks.imitation import ImitationEnv
 from kinesis_tasks.metrics import MotionResult, summarize
-from kinesis_tasks.motions import DEFAULT_BODIES, ReferenceMotion, load_library, save_library
+from kinesis_tasks.motions import DEFAULT_BODIES, ReferenceMotion, load_library, parse_library_spec, save_library
 
 STEPS = 12
 
@@ -120,8 +120,8 @@ def cli(argv: list[str]) -> argparse.Namespace:
 def test_kinesis_eval_smoke(tmp_path, two_short, capsys):
     library = save_library(tmp_path / "lib.npz", two_short, splits={"test": ["stand_short", "walk_short"]})
     out = tmp_path / "eval.json"
-    assert eval_cli.parse_motions("default:test") == ("default", "test")
-    assert eval_cli.parse_motions(str(library)) == (str(library), None)
+    assert parse_library_spec("default:test") == ("default", "test")
+    assert parse_library_spec(str(library)) == (str(library), None)
     args = cli(["eval", "--motions", f"{library}:test", "--json", str(out), "--seed", "1", "--checkpoint", "zero-action"])
     assert args.func(args) == 0  # (the default, the bundled policy: tests/test_bundled_policy.py)
     printed = capsys.readouterr().out

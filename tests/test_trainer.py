@@ -154,6 +154,23 @@ def test_evaluation_during_training_and_failure_weights(tiny_library, tmp_path):
         from_dict({"task": "reach", "eval_every": 10})
 
 
+def test_evaluation_on_other_motions(tiny_library, tmp_path):
+    """eval_motions: the evaluations use that library and split, not the training motions."""
+    motions = load_library(tiny_library)
+    names = sorted(motions)
+    library = str(save_library(tmp_path / "split.npz", list(motions.values()),
+                               {"train": names[:2], "test": names[2:]}))
+    config = tiny_config(library, epochs=1, eval_every=1, eval_motions=f"{library}:test")
+    train(config, tmp_path / "run", progress=False)
+    saved = json.loads((tmp_path / "run" / "evals" / "1.json").read_text())
+    assert [m["motion"] for m in saved["per_motion"]] == names[2:]
+    results = evaluate({name: motions[name] for name in names[2:]},
+                       CheckpointPolicy(str(tmp_path / "run" / "model.pth")), config=config.imitation)
+    assert saved["summary"] == summarize(results)
+    with pytest.raises(ValueError, match="cannot be combined with eval_motions"):
+        from_dict({"eval_every": 1, "motion_sampling": "failures", "eval_motions": "default:train"})
+
+
 def test_same_seed_same_weights(tiny_library, tmp_path):
     config = tiny_config(tiny_library, epochs=2)
     runs = [train(config, tmp_path / name, progress=False) for name in ("a", "b")]

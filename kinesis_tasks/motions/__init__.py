@@ -1,7 +1,7 @@
 """Reference motions: tracked-body keypoints over time, libraries with splits, and converters.
 
 Public API: ``ReferenceMotion``, ``load_library``, ``save_library``, ``load_motion``,
-``default_library_path``, ``library_splits``, ``save_motion``. Converters live in
+``default_library_path``, ``library_splits``, ``parse_library_spec``, ``save_motion``. Converters live in
 submodules (``gait``, ``gaitanalysis``, ``variants``, ``amass``, ``mdm``) and import
 their heavy dependencies (mujoco, smplx, torch) only when used.
 """
@@ -11,6 +11,7 @@ from kinesis_tasks.motions.library import (
     library_splits,
     load_library,
     load_motion,
+    parse_library_spec,
     save_library,
 )
 from kinesis_tasks.motions.motion import DEFAULT_BODIES, HEAD_BODY, ReferenceMotion, save_motion
@@ -23,6 +24,7 @@ __all__ = [
     "library_splits",
     "load_library",
     "load_motion",
+    "parse_library_spec",
     "save_library",
     "save_motion",
 ]

@@ -56,6 +56,15 @@ def read_library(path_or_name: str | Path = "default") -> tuple[dict[str, Refere
     return _read_library_file(path)
 
 
+def parse_library_spec(spec: str) -> tuple[str, str | None]:
+    """``'LIB[:split]'`` -> (LIB, split or None): ``default:test`` -> ("default", "test"); a bare path (also one
+    with a drive letter, ``C:\\x.npz``) -> (path, None)."""
+    library, _, split = spec.rpartition(":")
+    if library and split and "/" not in split and "\\" not in split:
+        return library, split
+    return spec, None
+
+
 def load_library(path_or_name: str | Path = "default", split: str | None = None) -> dict[str, ReferenceMotion]:
     """Motions of a library by name, optionally only those of ``split`` (e.g. ``"train"``, ``"test"``).
 

@@ -73,6 +73,9 @@ class TrainConfig:
     eval_starts: int = 1
     """Imitation: start frames per motion in those evaluations (1: frame 0, as ``kinesis eval``; K: also K - 1
     frames over its first half, ``kinesis eval --starts K``): a less noisy measure on a small motion set."""
+    eval_motions: str | None = None
+    """Imitation: ``LIB[:split]`` evaluated instead of the training motions (None: the training motions), e.g.
+    ``default:train`` while training on a larger library, so checkpoints of different runs compare."""
     motion_sampling: str = "uniform"
     """Imitation: 'uniform', or 'failures' (after each evaluation, motion m is drawn with weight
     ``sampling_floor + 1 - coverage_m``; needs ``eval_every``)."""
@@ -109,6 +112,9 @@ class TrainConfig:
             raise ValueError(f"eval_every evaluates motion imitation; task {self.task!r} has no motions to evaluate")
         if self.motion_sampling == "failures" and not self.eval_every:
             raise ValueError("motion_sampling 'failures' needs eval_every > 0 (the evaluations give the weights)")
+        if self.motion_sampling == "failures" and self.eval_motions:
+            raise ValueError("motion_sampling 'failures' weights the training motions by their evaluation; "
+                             "it cannot be combined with eval_motions")
 
     @property
     def num_workers(self) -> int:

@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from kinesis_tasks.imitation import ImitationConfig, ImitationEnv
 from kinesis_tasks.metrics import summarize
-from kinesis_tasks.motions import load_library
+from kinesis_tasks.motions import load_library, parse_library_spec
 from kinesis_tasks.symmetry import MirrorMap
 from kinesis_tasks.task_env import VectorTaskEnv
 from kinesis_tasks.vector_env import VectorImitationEnv
@@ -121,6 +121,13 @@ def task_success_rate(stats: EpisodeStats) -> float:
     return stats.info_sums.get("episode_success", 0.0) / len(stats.returns) if stats.returns else math.nan
 
 
+def eval_library(config: TrainConfig) -> dict[str, Any]:
+    """The motions the run's evaluations use: ``eval_motions`` (``LIB[:split]``) or the training motions."""
+    if config.eval_motions:
+        return load_library(*parse_library_spec(config.eval_motions))
+    return load_library(config.imitation.motions, split=config.imitation.split)
+
+
 def build_networks(config: TrainConfig, obs_dim: int, action_dim: int) -> tuple[Actor, Critic]:
     """Fresh networks of a run: MoE over ``experts`` (critic from expert 0), ``init_from``, or the preset."""
     if config.actor == "moe":
@@ -176,8 +183,7 @@ class Trainer:
         self.policy, self.critic = policy.to(device), critic.to(device)
         self.ppo = PPO(self.policy, self.critic, config.ppo, *optimizer_states, mirror=run_mirror(config))
         self.best = self._read_best()
-        self.eval_motions = load_library(config.imitation.motions, split=config.imitation.split) \
-            if config.eval_every else {}
+        self.eval_motions = eval_library(config) if config.eval_every else {}
         best_eval = self.run_dir / "best_eval.json"
         self.best_eval = json.loads(best_eval.read_text()) if resume and best_eval.is_file() else None
         self.eval_note = ""
@@ -278,7 +284,7 @@ class Trainer:
         return scalars
 
     def _evaluate(self, sampler) -> dict[str, float]:
-        """Evaluates ``model.pth`` on the training motions; keeps ``best_eval.pth``; sets the sampling weights."""
+        """Evaluates ``model.pth`` on the evaluation motions; keeps ``best_eval.pth``; sets the sampling weights."""
         results = evaluate_checkpoint(self.checkpoint_path, self.eval_motions, self.config.imitation,
                                       self.config.eval_starts)
         scalars = eval_scalars(results)
