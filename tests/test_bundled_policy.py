@@ -42,13 +42,12 @@ def test_the_legs_bundle_ships_with_the_package():
         assert any(fnmatch(f"data/policies/legs/{name}", pattern) for pattern in patterns), name
     # Reach has its own bundle, fine-tuned from the walker: the default wherever that task runs; directional
     # control runs the walker itself; the kick (legs_back) has none.
-    for task in ("reach",):
-        own = bundle("legs", task)
-        assert own.folder == BUNDLE_ROOT / "legs" / task and own.control_mode == "target_length"
-        for name in ("model.pth", "config.yaml", f"eval_{task}.json", "MODEL_CARD.md"):
-            assert (own.folder / name).is_file(), name
-            assert any(fnmatch(f"data/policies/legs/{task}/{name}", pattern) for pattern in patterns), name
-        assert resolve_policy(None, "legs", task=task).checkpoint == own.checkpoint != found.checkpoint
+    own = bundle("legs", "reach")
+    assert own.folder == BUNDLE_ROOT / "legs" / "reach" and own.control_mode == "target_length"
+    for name in ("model.pth", "config.yaml", "eval_reach.json", "MODEL_CARD.md"):
+        assert (own.folder / name).is_file(), name
+        assert any(fnmatch(f"data/policies/legs/reach/{name}", pattern) for pattern in patterns), name
+    assert resolve_policy(None, "legs", task="reach").checkpoint == own.checkpoint != found.checkpoint
     assert bundle("legs", "directional") == bundle("legs", "kick") == found  # no bundle of their own: the walker
 
 
