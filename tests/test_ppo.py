@@ -155,3 +155,60 @@ def test_ppo_learns_point_mass(actor_cls, one_thread):
     # Standing still from x ~ U(-1, 1) for 20 steps costs about -6.7; the optimum about -0.3.
     assert random_return < -4.0
     assert learned_return > -0.6
+
+
+def _random_batch(rng, obs_dim, action_dim, size=64) -> kt.RolloutBatch:
+    return _batch(rng.normal(size=(size, obs_dim)).astype(np.float32),
+                  rng.normal(size=(size, action_dim)).astype(np.float32), rng.normal(size=size), np.ones(size))
+
+
+def test_bound_loss_is_the_excess_beyond_the_action_space_and_pulls_it_in(one_thread):
+    torch.manual_seed(0)
+    policy = kt.GaussianActor(3, 2, [16])
+    with torch.no_grad():
+        policy.action_mean.bias.copy_(torch.tensor([3.0, -0.5]))
+    ppo = kt.PPO(policy, kt.Critic(3, [16]), kt.PPOConfig(bound_weight=10.0, policy_lr=1e-2, opt_epochs=5))
+    obs = torch.randn(50, 3)
+    mu = policy.mean_action(obs).numpy().astype(np.float64)
+    expected = np.mean(np.maximum(np.abs(mu) - 1.0, 0.0) ** 2)
+    weight, loss = ppo.auxiliary_losses(obs)["bound_loss"]
+    assert weight == 10.0 and loss.item() == pytest.approx(expected, rel=1e-5) and expected > 1.5
+    for _ in range(5):
+        stats = ppo.update(_random_batch(np.random.default_rng(0), 3, 2))
+    assert stats["bound_loss"] < expected / 4
+    assert ppo.auxiliary_losses(obs)["bound_loss"][1].item() < expected / 8
+
+
+def test_mean_clip_keeps_the_sampling_noise_and_freezes_saturated_entries(one_thread):
+    """A mean beyond the clip gets no gradient (its entry of the head stays put); the sampled noise is kept."""
+    torch.manual_seed(0)
+    policy = kt.GaussianActor(3, 2, [16], log_std_init=-1.0)
+    with torch.no_grad():
+        policy.action_mean.weight[0].zero_()
+        policy.action_mean.bias[0] = 5.0  # always saturated: mu_0 = 5
+    obs = torch.randn(64, 3)
+    actions, log_probs = policy.get_action_and_log_prob(obs, generator=torch.Generator().manual_seed(1))
+    batch = kt.RolloutBatch(obs, actions, torch.randn(64), torch.ones(64), log_probs=log_probs)
+    head = policy.action_mean.weight.detach().clone(), policy.action_mean.bias.detach().clone()
+    ppo = kt.PPO(policy, kt.Critic(3, [16]), kt.PPOConfig(mean_clip=1.5, policy_lr=1e-2, opt_epochs=3))
+    shifted = actions.clone()
+    shifted[:, 0] += 1.5 - 5.0
+    with torch.no_grad():  # the same noise around the clipped mean: the same density
+        policy.eval()
+        torch.testing.assert_close(policy.log_prob(obs, shifted), log_probs)
+    ppo.update(batch)
+    assert torch.equal(policy.action_mean.weight[0], head[0][0]) and policy.action_mean.bias[0].item() == 5.0
+    assert not torch.equal(policy.action_mean.weight[1], head[0][1])
+    assert float(policy.mean_action(obs)[:, 0].max()) == 1.5
+
+
+def test_mean_clip_and_losses_reject_what_they_cannot_do():
+    with pytest.raises(ValueError, match="mean_clip must be >= 1"):
+        kt.PPOConfig(mean_clip=0.5)
+    with pytest.raises(ValueError, match="bound_weight must be >= 0"):
+        kt.PPOConfig(bound_weight=-1.0)
+    moe = kt.load_moe_from_experts([DATA / f"moe_experts/expert_{k}/model.pth" for k in range(3)], [32, 16])
+    with pytest.raises(ValueError, match="Gaussian or Lattice"):
+        kt.PPO(moe, kt.Critic(309, [16]), kt.PPOConfig(mean_clip=1.5))
+    with pytest.raises(ValueError, match="mirror map"):
+        kt.PPO(kt.LatticeActor(4, 2, [16]), kt.Critic(4, [16]), kt.PPOConfig(symmetry_weight=1.0))

@@ -47,7 +47,7 @@ def test_ppo_trains_on_both_mirror_images():
     index = np.array([1, 0, 3, 2]), np.array([1.0, 1.0, -1.0, -1.0], np.float32), np.array([1, 0])
     mirror = type("Mirror", (), {"obs_index": index[0], "obs_sign": index[1], "action_index": index[2]})()
     policy, critic = kt.LatticeActor(4, 2, [16]), kt.Critic(4, [16])
-    config = kt.PPOConfig(normalizer_update="per_batch", minibatch_size=16)
+    config = kt.PPOConfig(normalizer_update="per_batch", minibatch_size=16, mirror=True)
     ppo = kt.PPO(policy, critic, config, mirror=mirror)
     batch = kt.RolloutBatch(*(torch.as_tensor(x) for x in (rng.normal(size=(32, 4)).astype(np.float32),
                                                             rng.normal(size=(32, 2)).astype(np.float32),
@@ -63,3 +63,27 @@ def test_resumed_optimizer_takes_the_configured_rate():
     resumed = kt.PPO(policy, critic, kt.PPOConfig(policy_lr=1e-4), saved.optimizer_policy.state_dict(),
                      saved.optimizer_value.state_dict())
     assert resumed.optimizer_policy.param_groups[0]["lr"] == 1e-4
+
+
+def test_symmetry_loss_is_the_mirror_mismatch_and_training_reduces_it():
+    """Independent numpy value of mean((clip(mu(M o)) - clip(mu(o))[swap])^2); updates with the loss shrink it."""
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    mirror = type("Mirror", (), {"obs_index": np.array([1, 0, 3, 2]), "action_index": np.array([1, 0]),
+                                 "obs_sign": np.array([1.0, 1.0, -1.0, -1.0], np.float32)})()
+    policy, critic = kt.GaussianActor(4, 2, [16]), kt.Critic(4, [16])
+    with torch.no_grad():
+        policy.action_mean.weight.mul_(100.0)  # mean actions of order 1 (the head starts scaled down)
+    ppo = kt.PPO(policy, critic, kt.PPOConfig(symmetry_weight=10.0, policy_lr=3e-3, minibatch_size=32), mirror=mirror)
+    obs = rng.normal(size=(64, 4)).astype(np.float32)
+    clip = lambda x: np.clip(x, -1.0, 1.0)  # noqa: E731
+    mu = policy.mean_action(torch.as_tensor(obs)).numpy()
+    mu_mirrored = policy.mean_action(torch.as_tensor(obs[:, [1, 0, 3, 2]] * np.float32([1, 1, -1, -1]))).numpy()
+    expected = np.mean((clip(mu_mirrored) - clip(mu)[:, [1, 0]]) ** 2)
+    assert ppo.auxiliary_losses(torch.as_tensor(obs))["symmetry_loss"][1].item() == pytest.approx(expected, rel=1e-5)
+    assert expected > 0.05
+    batch = kt.RolloutBatch(*(torch.as_tensor(x) for x in (obs, rng.normal(size=(64, 2)).astype(np.float32),
+                                                           rng.normal(size=64), np.ones(64))))
+    for _ in range(10):
+        stats = ppo.update(batch)
+    assert stats["symmetry_loss"] < expected / 5

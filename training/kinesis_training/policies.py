@@ -11,6 +11,7 @@ All actors share one small interface (CleanRL style), batch-first, obs [B, obs_d
 * ``get_action_and_log_prob(obs, deterministic=False, generator=None) -> (actions [B, A], log_prob [B])``
   acting: inference mode, never updates a normalizer, no distribution objects;
 * ``mean_action(obs) -> [B, A]`` the deterministic action, also acting;
+* ``mean(obs) -> [B, A]`` the same, differentiable, without a normalizer update (Gaussian and Lattice actors);
 * ``log_prob(obs, actions) -> [B]`` differentiable; in training mode it updates the normalizers first
   (this is the one call per optimisation epoch that moves them, README section 6);
 * ``entropy(obs) -> [B]``.
@@ -38,6 +39,9 @@ class Actor(nn.Module):
 
     def mean_action(self, obs: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def mean(self, obs: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} has no differentiable mean action")
 
     def log_prob(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -68,15 +72,26 @@ class _MLPActor(Actor):
         self.net = MLP(obs_dim, units)
         self.action_mean = nn.Linear(self.net.out_dim, action_dim)
         scale_output_layer(self.action_mean)
+        self.mean_clip: float | None = None
+        """Training option (``ppo.mean_clip``): mu clipped to [-mean_clip, mean_clip] (None: not clipped)."""
 
-    def _mean(self, obs: torch.Tensor, update_norm: bool) -> torch.Tensor:
-        """mu(x) [B, A]; update_norm=True lets the normalizer update (in training mode only)."""
+    def unclipped_mean(self, obs: torch.Tensor, update_norm: bool = False) -> torch.Tensor:
+        """The network's mu(x) [B, A], ignoring ``mean_clip``; update_norm=True lets the normalizer update (in
+        training mode only)."""
         x = self.norm(obs) if update_norm else self.norm.normalize(obs)
         return self.action_mean(self.net(x))
 
+    def _mean(self, obs: torch.Tensor, update_norm: bool) -> torch.Tensor:
+        """mu(x) [B, A], clipped to ``mean_clip`` when set."""
+        mu = self.unclipped_mean(obs, update_norm)
+        return mu if self.mean_clip is None else mu.clamp(-self.mean_clip, self.mean_clip)
+
+    def mean(self, obs: torch.Tensor) -> torch.Tensor:
+        return self._mean(obs, update_norm=False)
+
     @torch.inference_mode()
     def mean_action(self, obs: torch.Tensor) -> torch.Tensor:
-        return self._mean(obs, update_norm=False)
+        return self.mean(obs)
 
 
 class GaussianActor(_MLPActor):

@@ -19,7 +19,15 @@ Some options depart from the original (their defaults keep it; docs/training.md 
 - ``desired_kl``: the policy learning rate adapts to the measured KL, as in legged-robot PPO codes (the
   current rate lives in the optimizer state, so it is saved and resumed with the checkpoint);
 - ``mirror``: each batch is doubled with its left-right mirror image (same advantages; old log-probs of
-  the mirrored pairs under the pre-update policy).
+  the mirrored pairs under the pre-update policy);
+- ``symmetry_weight``: a mirror-symmetry loss on the mean action, |mu(mirror(o)) - mirror(mu(o))|^2, added to
+  the policy loss of every step (Yu, Turk and Liu 2018, "Learning symmetric and low-energy locomotion");
+- ``bound_weight``: a penalty on mean actions beyond the action space, |mu| - 1 squared where positive (the
+  "bounds loss" of rl_games-based motion imitation codes): the environment clips actions to [-1, 1], so a
+  mean far beyond it makes the log-probability move without any change of behaviour;
+- ``mean_clip``: the update sees mean actions clipped to +-mean_clip, and each sampled action shifted by the
+  same amount (its noise, hence its log-probability, unchanged): entries the environment saturates either
+  way stop adding noise to the gradient and moving the ratio.
 
 A resumed run takes the configured learning rates, except an adaptive policy rate, which goes on.
 """
@@ -35,7 +43,7 @@ import torch
 from kinesis_tasks.symmetry import MirrorMap
 
 from kinesis_training.networks import Critic
-from kinesis_training.policies import Actor
+from kinesis_training.policies import Actor, GaussianActor, LatticeActor
 
 MAX_LOG_RATIO = 20.0
 """|log ratio| cap before exp (a numerical guard; the original has none)."""
@@ -72,6 +80,16 @@ class PPOConfig:
     mirror: bool = False
     """Also train on the left-right mirror image of every sample (``kinesis_tasks.symmetry``; the embodiment
     must be symmetric); doubles the update's work."""
+    symmetry_weight: float = 0.0
+    """Weight of the mirror-symmetry loss: the mean over the minibatch and the action entries of
+    (mu(mirror(o)) - mirror(mu(o)))^2, means clipped to [-1, 1], gradients through both terms (0: none; the
+    embodiment must be symmetric)."""
+    bound_weight: float = 0.0
+    """Weight of the bounds loss: the mean over the minibatch and the action entries of max(|mu| - 1, 0)^2 (0: none)."""
+    mean_clip: float | None = None
+    """Clip the policy's mean action to [-mean_clip, mean_clip] in the update (>= 1: the environment clips actions
+    to [-1, 1]); each sampled action a becomes a - mu + clip(mu), mu its sampling mean (Gaussian and Lattice
+    actors; None: the original, unclipped)."""
     desired_kl: float | None = None
     """Adapt the policy learning rate after every gradient step to keep the approximate KL near this value
     (x1.5 below half of it, /1.5 above twice it, within [1e-6, 1e-2]); None: constant ``policy_lr`` (original)."""
@@ -83,6 +101,11 @@ class PPOConfig:
             raise ValueError(f"ppo.normalizer_update must be 'per_epoch' or 'per_batch', got {self.normalizer_update!r}")
         if self.critic_input not in ("raw", "normalized"):
             raise ValueError(f"ppo.critic_input must be 'raw' or 'normalized', got {self.critic_input!r}")
+        for name in ("symmetry_weight", "bound_weight"):
+            if float(getattr(self, name)) < 0:
+                raise ValueError(f"ppo.{name} must be >= 0, got {getattr(self, name)}")
+        if self.mean_clip is not None and float(self.mean_clip) < 1.0:
+            raise ValueError(f"ppo.mean_clip must be >= 1 (actions are clipped to [-1, 1]) or null, got {self.mean_clip}")
         if int(self.opt_epochs) < 1:
             raise ValueError(f"ppo.opt_epochs must be >= 1, got {self.opt_epochs}")
 
@@ -137,7 +160,14 @@ class PPO:
         optimizer_value_state: Mapping[str, Any] | None = None,
         mirror: MirrorMap | None = None,
     ) -> None:
-        """``mirror``: train on every sample and its left-right mirror image as well (``kinesis_tasks.symmetry``)."""
+        """``mirror``: the embodiment's left-right mirror (``kinesis_tasks.symmetry``), needed by ``config.mirror``
+        and ``config.symmetry_weight``."""
+        if (config.mirror or config.symmetry_weight) and mirror is None:
+            raise ValueError("ppo.mirror and ppo.symmetry_weight need the embodiment's mirror map")
+        if config.mean_clip is not None:
+            if not isinstance(policy, (GaussianActor, LatticeActor)):
+                raise ValueError(f"ppo.mean_clip needs a Gaussian or Lattice actor, not {type(policy).__name__}")
+            policy.mean_clip = float(config.mean_clip)
         self.policy, self.critic, self.config = policy, critic, config
         self.mirror = None if mirror is None else (
             torch.as_tensor(mirror.obs_index), torch.as_tensor(mirror.obs_sign), torch.as_tensor(mirror.action_index))
@@ -156,11 +186,32 @@ class PPO:
         self.generator = torch.Generator().manual_seed(0)  # minibatch shuffling
 
     def _mirrored(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """(observations, actions) of the mirrored samples, or None without a mirror."""
-        if self.mirror is None:
+        """(observations, actions) of the mirrored samples, or None without mirror augmentation."""
+        if not self.config.mirror:
             return None
         index, sign, action_index = self.mirror
         return obs[:, index] * sign, actions[:, action_index]
+
+    def auxiliary_losses(self, obs: torch.Tensor) -> dict[str, tuple[float, torch.Tensor]]:
+        """{name: (weight, loss)} of the configured losses on the mean action (none: {}).
+
+        symmetry_loss: mean squared difference between the mean action of the mirrored observations and the
+        mirrored mean action, both clipped to [-1, 1] as the environment clips them (saturated entries agree);
+        bound_loss: mean of max(|mu| - 1, 0)^2.
+        """
+        cfg = self.config
+        if not (cfg.symmetry_weight or cfg.bound_weight):
+            return {}
+        mean = self.policy.mean(obs)
+        losses = {}
+        if cfg.bound_weight:
+            losses["bound_loss"] = cfg.bound_weight, (mean.abs() - 1.0).clamp(min=0.0).pow(2).mean()
+        if cfg.symmetry_weight:
+            index, sign, action_index = self.mirror
+            mirrored = self.policy.mean(obs[:, index] * sign).clamp(-1.0, 1.0)
+            losses["symmetry_loss"] = (cfg.symmetry_weight,
+                                       (mirrored - mean.clamp(-1.0, 1.0)[:, action_index]).pow(2).mean())
+        return losses
 
     def critic_values(self, obs: torch.Tensor) -> torch.Tensor:
         """V(obs) [N] with the configured critic input (no normalizer update)."""
@@ -177,6 +228,11 @@ class PPO:
         if obs.ndim != 2 or actions.ndim != 2 or obs.shape[0] != actions.shape[0]:
             raise ValueError(f"batch.obs {tuple(obs.shape)} and batch.actions {tuple(actions.shape)} must be [N, .]")
         rewards = torch.as_tensor(batch.rewards).cpu().numpy().astype(np.float64)
+
+        if cfg.mean_clip is not None:  # the same noise around the clipped mean of the sampling policy
+            with torch.no_grad():
+                unclipped = self.policy.eval().unclipped_mean(obs)
+                actions += unclipped.clamp(-cfg.mean_clip, cfg.mean_clip) - unclipped
 
         # 1. Old log-probs and values, without touching the normalizers (per batch: right after updating them).
         per_batch = cfg.normalizer_update == "per_batch"
@@ -214,7 +270,7 @@ class PPO:
         self.critic.train()
         size = len(obs)
         step = min(cfg.minibatch_size or size, size)
-        v_losses, pg_losses = [], []
+        v_losses, pg_losses, aux_losses = [], [], {}
         for _ in range(cfg.opt_epochs):
             chunks = [slice(None)] if step == size else torch.randperm(size, generator=self.generator).split(step)
             for rows in chunks:
@@ -229,8 +285,12 @@ class PPO:
                 ratio = torch.exp(log_ratio)
                 clipped = torch.clamp(ratio, 1.0 - cfg.clip_epsilon, 1.0 + cfg.clip_epsilon)
                 pg_loss = -torch.min(ratio * advantages[rows], clipped * advantages[rows]).mean()
+                loss = pg_loss
+                for name, (weight, aux_loss) in self.auxiliary_losses(obs[rows]).items():
+                    loss = loss + weight * aux_loss
+                    aux_losses.setdefault(name, []).append(aux_loss.item())
                 self.optimizer_policy.zero_grad()
-                pg_loss.backward()
+                loss.backward()
                 grad_norm = torch.nn.utils.clip_grad_norm_(
                     [p for p in self.policy.parameters() if p.requires_grad], cfg.policy_grad_clip
                 )
@@ -260,6 +320,7 @@ class PPO:
             "mean_return": float(returns.mean()),
             "explained_variance": explained,
             "policy_lr": self.optimizer_policy.param_groups[0]["lr"],
+            **{name: float(np.mean(values)) for name, values in aux_losses.items()},
         }
 
     def _adapt_learning_rate(self, kl: float) -> None:

@@ -108,11 +108,11 @@ def env_sizes(make_env: EnvFactory) -> tuple[int, int]:
 
 
 def run_mirror(config: TrainConfig) -> MirrorMap | None:
-    """The embodiment's left-right mirror when ``ppo.mirror`` is on (imitation runs only)."""
-    if not config.ppo.mirror:
+    """The embodiment's left-right mirror when ``ppo.mirror`` or ``ppo.symmetry_weight`` is on (imitation runs only)."""
+    if not (config.ppo.mirror or config.ppo.symmetry_weight):
         return None
     if config.task != "imitation":
-        raise ValueError(f"ppo.mirror is supported for imitation runs, not task {config.task!r}")
+        raise ValueError(f"ppo.mirror and ppo.symmetry_weight are supported for imitation runs, not task {config.task!r}")
     return ImitationEnv(config.imitation).mirror_map()
 
 
