@@ -87,3 +87,14 @@ def test_symmetry_loss_is_the_mirror_mismatch_and_training_reduces_it():
     for _ in range(10):
         stats = ppo.update(batch)
     assert stats["symmetry_loss"] < expected / 5
+
+
+def test_trainer_builds_the_mirror_for_the_symmetry_loss_only_on_imitation(mirror):
+    from kinesis_training.config import TrainConfig
+    from kinesis_training.trainer import run_mirror
+
+    assert run_mirror(TrainConfig(ppo=kt.PPOConfig())) is None
+    built = run_mirror(TrainConfig(ppo=kt.PPOConfig(symmetry_weight=0.1)))
+    np.testing.assert_array_equal(built.action_index, mirror.action_index)
+    with pytest.raises(ValueError, match="imitation runs, not task 'reach'"):
+        run_mirror(TrainConfig(task="reach", ppo=kt.PPOConfig(symmetry_weight=0.1)))
