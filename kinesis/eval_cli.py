@@ -15,9 +15,9 @@ a trained walker for legs), so that `kinesis eval --motions default:test` evalua
 fresh machine; an embodiment without one is an error (--checkpoint PATH). --checkpoint hold-pose runs the
 untrained baseline instead (the standing muscle lengths held, no balance: it falls, its numbers are low by
 design), --checkpoint zero-action every muscle's target length at half its maximum. --task: the task's own
-bundle where one ships (legs: reach, fine-tuned from the walker), else the embodiment's (directional: the
-walker); the task turns its goal into the reference the policy tracks; the kick runs legs_back, which has
-no bundled policy, so without --checkpoint it runs the hold-pose fallback and says so. --weights float16 runs the checkpoint's mean action with its weight matrices rounded
+bundle where one ships (legs: reach and directional, from the walker's lineage), else the embodiment's; the
+task turns its goal into the reference the policy tracks; the kick runs legs_back, which has no bundled
+policy, so without --checkpoint it runs the hold-pose fallback and says so. --weights float16 runs the checkpoint's mean action with its weight matrices rounded
 to float16 (about half the latency; actions ~1e-4 relative from float32).
 """
 

@@ -9,8 +9,8 @@ is published as the MuscleCommand answering step k, and /kinesis/tracking gets t
 someone subscribes it).
 The ``checkpoint`` parameter resolves as everywhere (``kinesis_tasks.bundled.resolve_policy``): empty (the
 default), ``bundled`` or ``default`` is the bundled policy of the node's embodiment and task (for ``legs``:
-the trained walker, which also tracks the references of directional control, and for reach its own
-fine-tuned bundle); ``hold-pose`` or
+the trained walker, and for reach and directional their own bundles, which track the references their goals
+give); ``hold-pose`` or
 ``zero-action`` runs that fallback controller (``kinesis_tasks.controllers.fallback_action``); a path or
 kinesis:NAME a checkpoint file. Left empty for an embodiment without a bundled policy (``legs_back``: the
 kick), the node runs the hold-pose fallback and says so once.
