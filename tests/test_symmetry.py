@@ -6,7 +6,7 @@ import torch
 
 import kinesis_training as kt
 from kinesis_tasks.imitation import ImitationEnv, ImitationConfig
-from kinesis_tasks.symmetry import swapped_name
+from kinesis_tasks.symmetry import MirrorMap, swapped_name
 
 
 @pytest.fixture(scope="module")
@@ -40,12 +40,16 @@ def test_mirror_flips_lateral_and_keeps_vertical_entries(mirror):
     assert moved.sum() > 200 and (mirror.obs_sign < 0).sum() > 50
 
 
+def _toy_mirror() -> MirrorMap:
+    """A 4-observation, 2-action mirror: entries 0 <-> 1 swap, 2 <-> 3 swap with a sign flip, actions swap."""
+    return MirrorMap(np.array([1, 0, 3, 2]), np.array([1.0, 1.0, -1.0, -1.0], np.float32), np.array([1, 0]))
+
+
 def test_ppo_trains_on_both_mirror_images():
     """With mirroring the normalizer sees every sample twice (per-batch update) and the step stays finite."""
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    index = np.array([1, 0, 3, 2]), np.array([1.0, 1.0, -1.0, -1.0], np.float32), np.array([1, 0])
-    mirror = type("Mirror", (), {"obs_index": index[0], "obs_sign": index[1], "action_index": index[2]})()
+    mirror = _toy_mirror()
     policy, critic = kt.LatticeActor(4, 2, [16]), kt.Critic(4, [16])
     config = kt.PPOConfig(normalizer_update="per_batch", minibatch_size=16, mirror=True)
     ppo = kt.PPO(policy, critic, config, mirror=mirror)
@@ -69,8 +73,7 @@ def test_symmetry_loss_is_the_mirror_mismatch_and_training_reduces_it():
     """Independent numpy value of mean((clip(mu(M o)) - clip(mu(o))[swap])^2); updates with the loss shrink it."""
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    mirror = type("Mirror", (), {"obs_index": np.array([1, 0, 3, 2]), "action_index": np.array([1, 0]),
-                                 "obs_sign": np.array([1.0, 1.0, -1.0, -1.0], np.float32)})()
+    mirror = _toy_mirror()
     policy, critic = kt.GaussianActor(4, 2, [16]), kt.Critic(4, [16])
     with torch.no_grad():
         policy.action_mean.weight.mul_(100.0)  # mean actions of order 1 (the head starts scaled down)

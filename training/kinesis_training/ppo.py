@@ -109,6 +109,11 @@ class PPOConfig:
         if int(self.opt_epochs) < 1:
             raise ValueError(f"ppo.opt_epochs must be >= 1, got {self.opt_epochs}")
 
+    @property
+    def needs_mirror(self) -> bool:
+        """Whether the update needs the embodiment's mirror map (mirror augmentation or the symmetry loss)."""
+        return bool(self.mirror or self.symmetry_weight)
+
 
 @dataclass
 class RolloutBatch:
@@ -162,7 +167,7 @@ class PPO:
     ) -> None:
         """``mirror``: the embodiment's left-right mirror (``kinesis_tasks.symmetry``), needed by ``config.mirror``
         and ``config.symmetry_weight``."""
-        if (config.mirror or config.symmetry_weight) and mirror is None:
+        if config.needs_mirror and mirror is None:
             raise ValueError("ppo.mirror and ppo.symmetry_weight need the embodiment's mirror map")
         if config.mean_clip is not None:
             if not isinstance(policy, (GaussianActor, LatticeActor)):

@@ -109,7 +109,7 @@ def env_sizes(make_env: EnvFactory) -> tuple[int, int]:
 
 def run_mirror(config: TrainConfig) -> MirrorMap | None:
     """The embodiment's left-right mirror when ``ppo.mirror`` or ``ppo.symmetry_weight`` is on (imitation runs only)."""
-    if not (config.ppo.mirror or config.ppo.symmetry_weight):
+    if not config.ppo.needs_mirror:
         return None
     if config.task != "imitation":
         raise ValueError(f"ppo.mirror and ppo.symmetry_weight are supported for imitation runs, not task {config.task!r}")
