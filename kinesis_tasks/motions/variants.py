@@ -72,16 +72,16 @@ def cycle_variants(cycle: GaitCycle, kinematics: LegsKinematics, fps: float) -> 
 
     for kind, target in WALK_SPEEDS.items():
         word = "slowly" if target < 1.0 else "quickly" if target >= 1.45 else ""
-        frames = _frames(WALK_SECONDS, fps)
+        frames = frame_count(WALK_SECONDS, fps)
         add(kind, f"walk forward {word}".strip(), np.full(frames, target / cycle.speed), np.ones(frames),
             np.zeros(frames))
-    frames = _frames(TURN_SECONDS, fps)
+    frames = frame_count(TURN_SECONDS, fps)
     for side, sign in (("left", 1.0), ("right", -1.0)):
         add(f"turn_{side}", f"turn {side} while walking", np.full(frames, TURN_SPEED / cycle.speed),
             np.ones(frames), np.full(frames, sign * TURN_RATE))
-    frames = _frames(START_SECONDS, fps)
+    frames = frame_count(START_SECONDS, fps)
     factor, swing, still = TURN_SPEED / cycle.speed, mid_swing_phase(cycle, kinematics), np.zeros(frames)
-    weight, cadence = _starting(frames, fps)  # the root goes with the feet, then the cycle's root as the pace rises
+    weight, cadence = starting_schedule(frames, fps)  # the root goes with the feet, then the cycle's root as the pace rises
     add("start", "start walking from standing still", factor * cadence, weight, still, start_phase=swing,
         feet=1.0 - cadence)
     weight, cadence = weight[::-1], cadence[::-1]
@@ -95,13 +95,14 @@ def standing_motion(kinematics: LegsKinematics, fps: float, licence: str) -> Ref
     """The embodiment's standing pose held still, facing +x."""
     cycle = GaitCycle(name="stand", duration=1.0, angles={}, root_velocity=np.zeros((2, 2)), tilt=np.zeros((2, 2)),
                       source="", licence=licence)
-    frames = _frames(STAND_SECONDS, fps)
+    frames = frame_count(STAND_SECONDS, fps)
     zeros = np.zeros(frames)
     return synthesize(cycle, kinematics, name="stand_still", text="stand still", fps=fps, speed=zeros,
                       weight=zeros, yaw_rate=zeros, source=f"standing pose of the {kinematics.embodiment} model")
 
 
-def _frames(seconds: float, fps: float) -> int:
+def frame_count(seconds: float, fps: float) -> int:
+    """Frames of a clip ``seconds`` long at ``fps``, both ends included."""
     return int(round(seconds * fps)) + 1
 
 
@@ -116,14 +117,15 @@ def mid_swing_phase(cycle: GaitCycle, kinematics: LegsKinematics) -> float:
     return float(phases[np.argmin(gap)])
 
 
-def _starting(frames: int, fps: float) -> tuple[np.ndarray, np.ndarray]:
+def starting_schedule(frames: int, fps: float) -> tuple[np.ndarray, np.ndarray]:
     """[frames] blend weight and cadence factor of a start: still, blend into the pose, then cadence up."""
     t = np.arange(frames) / fps
-    blend = _smoothstep((t - STILL_SECONDS) / BLEND_SECONDS)
-    cadence = _smoothstep((t - STILL_SECONDS - BLEND_SECONDS) / RAMP_SECONDS)
+    blend = smoothstep((t - STILL_SECONDS) / BLEND_SECONDS)
+    cadence = smoothstep((t - STILL_SECONDS - BLEND_SECONDS) / RAMP_SECONDS)
     return blend, cadence
 
 
-def _smoothstep(x: np.ndarray) -> np.ndarray:
+def smoothstep(x: np.ndarray) -> np.ndarray:
+    """0 below 0, 1 above 1, 3x^2 - 2x^3 between: an ease with zero slope at both ends."""
     x = np.clip(x, 0.0, 1.0)
     return x * x * (3 - 2 * x)
