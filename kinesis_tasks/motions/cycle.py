@@ -73,9 +73,10 @@ def synthesize(cycle: GaitCycle, kinematics: LegsKinematics, *, name: str, text:
     """Play ``cycle`` back at ``fps`` along per-frame schedules [T]: speed factor, blend weight, yaw rate (rad/s).
 
     ``cadence`` [T] (default: ``speed``) is the phase rate factor. ``feet`` [T] in [0, 1] (default 0) is
-    the share of the root's x-y velocity that comes from the feet on the floor
-    (``LegsKinematics.foot_locked``: free of foot sliding whatever the schedules) instead of the cycle's
-    root velocity scaled by ``speed`` (with its lateral sway).
+    the share of the root's x-y velocity that comes from the stance foot on the floor
+    (``LegsKinematics.foot_locked`` with the cycle's ``stance_sides`` at each frame's phase: free of foot
+    sliding whatever the schedules) instead of the cycle's root velocity scaled by ``speed`` (with its
+    lateral sway).
     """
     speed, weight, yaw_rate = (np.asarray(a, dtype=np.float64) for a in (speed, weight, yaw_rate))
     cadence = speed if cadence is None else np.asarray(cadence, dtype=np.float64)
@@ -94,7 +95,9 @@ def synthesize(cycle: GaitCycle, kinematics: LegsKinematics, *, name: str, text:
     qpos = kinematics.qpos(root_pos, root_quat, angles)
     if feet is not None:
         share = np.asarray(feet, dtype=np.float64)[1:, None]
-        steps = share * np.diff(kinematics.foot_locked(qpos)[:, :2], axis=0) + (1 - share) * np.diff(planar, axis=0)
+        stance = sample_periodic(stance_sides(cycle, kinematics), phase)
+        locked = kinematics.foot_locked(qpos, stance=stance)
+        steps = share * np.diff(locked[:, :2], axis=0) + (1 - share) * np.diff(planar, axis=0)
         qpos[:, :2] = planar[0] + np.concatenate([np.zeros((1, 2)), np.cumsum(steps, axis=0)])
     keypoints, clearance = kinematics.keypoints(qpos)
     qpos[:, 2] -= clearance
@@ -102,6 +105,26 @@ def synthesize(cycle: GaitCycle, kinematics: LegsKinematics, *, name: str, text:
     return ReferenceMotion(name=name, fps=fps, keypoints=keypoints, body_names=kinematics.bodies,
                            root_quat=root_quat, qpos=qpos, embodiment=kinematics.embodiment, text=text,
                            source=source, licence=cycle.licence)
+
+
+def stance_sides(cycle: GaitCycle, kinematics: LegsKinematics, *, window: float = 0.08,
+                 crossover: float = 0.003) -> np.ndarray:
+    """[N, 2] (left, right) weights in [0, 1] of the foot that carries the body at each phase of ``cycle``.
+
+    The carrying foot is the one whose lowest geom is nearer the floor, on average over +-``window``
+    cycles (a swing foot that grazes the floor for a frame or two is not taken for the stance foot);
+    the weights cross over linearly where the two averages are within ``crossover`` (m).
+    """
+    count = len(cycle.root_velocity)
+    phases = np.arange(count) / count
+    angles = {joint: sample_periodic(values, phases) for joint, values in cycle.angles.items()}
+    root = np.tile(kinematics.standing_qpos[:3], (count, 1))
+    gaps = kinematics.foot_gaps(kinematics.qpos(root, root_orientation(np.zeros(count)), angles))
+    reach = max(1, int(round(window * count)))
+    kernel = np.ones(2 * reach + 1) / (2 * reach + 1)
+    smooth = np.stack([np.convolve(np.concatenate([g[-reach:], g, g[:reach]]), kernel, "valid") for g in gaps.T], 1)
+    left = np.clip(0.5 + (smooth[:, 1] - smooth[:, 0]) / (2 * crossover), 0.0, 1.0)
+    return np.column_stack([left, 1.0 - left])
 
 
 def _cumulative(rate: np.ndarray, step: float) -> np.ndarray:

@@ -46,6 +46,8 @@ class LegsKinematics:
         feet = [self.model.body(f"{part}_{side}").id for part in ("calcn", "toes") for side in "lr"]
         colliding = (self.model.geom_contype | self.model.geom_conaffinity) > 0
         self._foot_geoms = [int(g) for g in np.flatnonzero(colliding & np.isin(self.model.geom_bodyid, feet))]
+        self._foot_sides = np.array([0 if self.model.body(int(self.model.geom_bodyid[g])).name.endswith("_l") else 1
+                                     for g in self._foot_geoms])  # 0 left, 1 right
         self._floor = self.model.geom(FLOOR_GEOM).id
 
     @property
@@ -83,18 +85,33 @@ class LegsKinematics:
                                    for geom in self._foot_geoms)
         return keypoints, clearance
 
-    def foot_locked(self, qpos: np.ndarray, *, band: float = 0.01) -> np.ndarray:
+    def foot_gaps(self, qpos: np.ndarray) -> np.ndarray:
+        """[T, 2] distance (m) from the floor to the lowest colliding geom of the left and right foot."""
+        gaps = np.empty((len(qpos), 2))
+        for frame in range(len(qpos)):
+            self.data.qpos[:] = qpos[frame]
+            mujoco.mj_kinematics(self.model, self.data)
+            each = [mujoco.mj_geomDistance(self.model, self.data, self._floor, geom, 1.0, None)
+                    for geom in self._foot_geoms]
+            gaps[frame] = [min(g for g, side in zip(each, self._foot_sides) if side == s) for s in (0, 1)]
+        return gaps
+
+    def foot_locked(self, qpos: np.ndarray, *, band: float = 0.01, stance: np.ndarray | None = None) -> np.ndarray:
         """``qpos`` [T, nq] with root x-y re-integrated so that the feet on the floor do not slide.
 
         Per frame, the foot geoms within ``band`` (m) of the lowest one carry the body (weights
         fall linearly to 0 at ``band``); the point of each that touches the floor is followed as a
         material point of its body to the next frame, and the root moves by minus their weighted mean
         horizontal displacement: the no-slip condition of stance, rolling over heel and toes included.
-        Everything but root x-y is kept; the first frame's x-y is the start.
+        ``stance`` [T, 2] (left, right) in [0, 1], if given, says which foot may carry at each frame (the
+        lowest geom is then sought among that foot's): a swing foot that grazes the floor, or the toes
+        of a foot about to swing, then do not drag the body along. Everything but root x-y is kept;
+        the first frame's x-y is the start.
         """
         qpos = np.asarray(qpos, dtype=np.float64)
         model, data = self.model, self.data
         bodies = model.geom_bodyid[self._foot_geoms]
+        allowed = np.ones((len(qpos), 2)) if stance is None else np.asarray(stance, dtype=np.float64)
         fromto = np.zeros(6)
         out = qpos.copy()
 
@@ -109,7 +126,8 @@ class LegsKinematics:
             for i, geom in enumerate(self._foot_geoms):
                 gaps[i] = mujoco.mj_geomDistance(model, data, self._floor, geom, 1.0, fromto)
                 points[i] = fromto[3:6]
-            weights = np.clip(1.0 - (gaps - gaps.min()) / band, 0.0, None)
+            share = allowed[frame, self._foot_sides]
+            weights = share * np.clip(1.0 - (gaps - gaps[share > 0].min()) / band, 0.0, None)
             local = np.einsum("kji,kj->ki", data.xmat[bodies].reshape(-1, 3, 3), points - data.xpos[bodies])
             pose(frame + 1)
             moved = np.einsum("kij,kj->ki", data.xmat[bodies].reshape(-1, 3, 3), local) + data.xpos[bodies] - points
