@@ -107,6 +107,15 @@ def synthesize(cycle: GaitCycle, kinematics: LegsKinematics, *, name: str, text:
                            source=source, licence=cycle.licence)
 
 
+def cycle_poses(cycle: GaitCycle, kinematics: LegsKinematics) -> np.ndarray:
+    """[N, nq] the stride's pose at each of its phases k / N, root at the standing position, facing +x."""
+    count = len(cycle.root_velocity)
+    phases = np.arange(count) / count
+    angles = {joint: sample_periodic(values, phases) for joint, values in cycle.angles.items()}
+    root = np.tile(kinematics.standing_qpos[:3], (count, 1))
+    return kinematics.qpos(root, root_orientation(np.zeros(count)), angles)
+
+
 def stance_sides(cycle: GaitCycle, kinematics: LegsKinematics, *, window: float = 0.08,
                  crossover: float = 0.003) -> np.ndarray:
     """[N, 2] (left, right) weights in [0, 1] of the foot that carries the body at each phase of ``cycle``.
@@ -115,12 +124,8 @@ def stance_sides(cycle: GaitCycle, kinematics: LegsKinematics, *, window: float 
     cycles (a swing foot that grazes the floor for a frame or two is not taken for the stance foot);
     the weights cross over linearly where the two averages are within ``crossover`` (m).
     """
-    count = len(cycle.root_velocity)
-    phases = np.arange(count) / count
-    angles = {joint: sample_periodic(values, phases) for joint, values in cycle.angles.items()}
-    root = np.tile(kinematics.standing_qpos[:3], (count, 1))
-    gaps = kinematics.foot_gaps(kinematics.qpos(root, root_orientation(np.zeros(count)), angles))
-    reach = max(1, int(round(window * count)))
+    gaps = kinematics.foot_gaps(cycle_poses(cycle, kinematics))
+    reach = max(1, int(round(window * len(gaps))))
     kernel = np.ones(2 * reach + 1) / (2 * reach + 1)
     smooth = np.stack([np.convolve(np.concatenate([g[-reach:], g, g[:reach]]), kernel, "valid") for g in gaps.T], 1)
     left = np.clip(0.5 + (smooth[:, 1] - smooth[:, 0]) / (2 * crossover), 0.0, 1.0)

@@ -35,8 +35,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from kinesis_tasks.motions.cycle import GaitCycle, sample_periodic, synthesize
-from kinesis_tasks.motions.kinematics import LegsKinematics, root_orientation
+from kinesis_tasks.motions.cycle import GaitCycle, cycle_poses, synthesize
+from kinesis_tasks.motions.kinematics import LegsKinematics
 from kinesis_tasks.motions.motion import ReferenceMotion
 
 #: Speed word in a "walk forward ..." label -> (min, max) mean root speed, m/s.
@@ -108,13 +108,10 @@ def frame_count(seconds: float, fps: float) -> int:
 
 def mid_swing_phase(cycle: GaitCycle, kinematics: LegsKinematics) -> float:
     """Phase (cycles) of ``cycle`` where the ankles are closest along the walking direction (mid-swing)."""
-    phases = np.arange(len(cycle.root_velocity)) / len(cycle.root_velocity)
-    angles = {joint: sample_periodic(values, phases) for joint, values in cycle.angles.items()}
-    root = np.tile(kinematics.standing_qpos[:3], (len(phases), 1))
-    keypoints, _ = kinematics.keypoints(kinematics.qpos(root, root_orientation(np.zeros(len(phases))), angles))
+    keypoints, _ = kinematics.keypoints(cycle_poses(cycle, kinematics))
     ankles = [kinematics.bodies.index(f"talus_{side}") for side in "lr"]
     gap = np.abs(keypoints[:, ankles[0], 0] - keypoints[:, ankles[1], 0])
-    return float(phases[np.argmin(gap)])
+    return float(np.argmin(gap) / len(gap))
 
 
 def starting_schedule(frames: int, fps: float) -> tuple[np.ndarray, np.ndarray]:
