@@ -92,28 +92,50 @@ def test_foot_locking_undoes_sliding():
     np.testing.assert_array_equal(locked[:, 2:], sliding[:, 2:])
 
 
-def test_starting_and_stopping_keep_the_stance_foot_planted(library):
-    # While the pose blends between standing and mid-swing and the pace is still low, the root goes with the
-    # stance foot (synthesize(feet=...) with the cycle's stance_sides): re-locking that foot leaves it where it
-    # is. Locking whichever geom was lowest let the body pivot over the toes of the foot about to swing and
-    # slid the stance foot 6-7 cm (the clips before 2026-12-07 #3), earlier versions 0.5-1.1 m.
+def test_starting_and_stopping_move_the_root_with_the_feet(library):
+    # Until the pace rises (start) and once it has fallen (stop), the root goes with the feet on the floor
+    # (synthesize(feet=...)): re-locking the feet leaves it where it is. The earlier clips scaled the stride's
+    # amplitude with the pace while the root kept going: 0.5-1.1 m off their legs over the ramp (now < 0.25 m).
+    from kinesis_tasks.motions.kinematics import LegsKinematics
+
+    kinematics = LegsKinematics("legs")
+    fps = library["myosuite_start"].fps
+    still = int(round(1.4 * fps))  # standing, then the pose blended into mid-swing with the phase held
+    ramp = int(round(2.3 * fps))  # and the cadence ramp
+    for subject in ("myosuite", "gaitanalysis"):
+        for kind in ("start", "stop"):
+            qpos = library[f"{subject}_{kind}"].qpos
+            qpos = qpos if kind == "start" else qpos[::-1]
+            locked = kinematics.foot_locked(qpos[:ramp])
+            drift = np.abs((locked[:, :2] - locked[0, :2]) - (qpos[:ramp, :2] - qpos[0, :2]))
+            assert drift[:still].max() < 0.01 and drift.max() < 0.25, (subject, kind, drift[:still].max(), drift.max())
+
+
+def test_lock_stance_keeps_the_stance_foot_planted(library):
+    # With lock_stance, while the pose blends between standing and mid-swing and the pace is still low, the
+    # root goes with the stride's stance foot (stance_sides): re-locking that foot leaves it where it is.
+    # Without it (the shipped library) the lowest geom carries, and during the blend the body pivots over
+    # the toes of the foot about to swing: the stance foot slides 6-7 cm.
     from kinesis_tasks.motions.cycle import sample_periodic, stance_sides
     from kinesis_tasks.motions.gait import myosuite_gait_cycle
     from kinesis_tasks.motions.kinematics import LegsKinematics
     from kinesis_tasks.motions.variants import cycle_variants, mid_swing_phase
 
     kinematics, cycle = LegsKinematics("legs"), myosuite_gait_cycle()
-    synthesized = {motion.name: motion for motion in cycle_variants(cycle, kinematics, library["myosuite_start"].fps)}
+    fps = library["myosuite_start"].fps
     side = sample_periodic(stance_sides(cycle, kinematics), np.array([mid_swing_phase(cycle, kinematics)]))
     assert side.tolist() == [[1.0, 0.0]]  # the left foot carries at MyoSuite's mid-swing
-    for kind in ("start", "stop"):
-        motion = library[f"myosuite_{kind}"]
-        np.testing.assert_array_equal(motion.qpos, synthesized[motion.name].qpos)  # the library is up to date
-        qpos = motion.qpos if kind == "start" else motion.qpos[::-1]
-        end = int(round(1.8 * motion.fps))  # still, blend, and the cadence ramp up to about half
-        locked = kinematics.foot_locked(qpos[:end], stance=np.repeat(side, end, axis=0))
-        drift = np.abs((locked[:, :2] - locked[0, :2]) - (qpos[:end, :2] - qpos[0, :2]))
-        assert drift.max() < 0.015, (kind, drift.max())
+    end = int(round(1.8 * fps))  # still, blend, and the cadence ramp up to about half
+    for locked_clips in (True, False):
+        clips = {m.name: m for m in cycle_variants(cycle, kinematics, fps, lock_stance=locked_clips)}
+        for kind in ("start", "stop"):
+            motion = clips[f"myosuite_{kind}"]
+            if not locked_clips:
+                np.testing.assert_array_equal(motion.qpos, library[motion.name].qpos)  # the shipped library
+            qpos = motion.qpos if kind == "start" else motion.qpos[::-1]
+            relocked = kinematics.foot_locked(qpos[:end], stance=np.repeat(side, end, axis=0))
+            drift = np.abs((relocked[:, :2] - relocked[0, :2]) - (qpos[:end, :2] - qpos[0, :2])).max()
+            assert drift < 0.015 if locked_clips else drift > 0.05, (kind, locked_clips, drift)
 
 
 def test_stance_restricts_which_foot_carries():

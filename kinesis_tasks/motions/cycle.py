@@ -69,14 +69,15 @@ def sample_periodic(values: np.ndarray, phase: np.ndarray) -> np.ndarray:
 def synthesize(cycle: GaitCycle, kinematics: LegsKinematics, *, name: str, text: str, fps: float,
                speed: np.ndarray, weight: np.ndarray, yaw_rate: np.ndarray, source: str,
                start_phase: float = 0.0, cadence: np.ndarray | None = None,
-               feet: np.ndarray | None = None) -> ReferenceMotion:
+               feet: np.ndarray | None = None, lock_stance: bool = False) -> ReferenceMotion:
     """Play ``cycle`` back at ``fps`` along per-frame schedules [T]: speed factor, blend weight, yaw rate (rad/s).
 
     ``cadence`` [T] (default: ``speed``) is the phase rate factor. ``feet`` [T] in [0, 1] (default 0) is
-    the share of the root's x-y velocity that comes from the stance foot on the floor
-    (``LegsKinematics.foot_locked`` with the cycle's ``stance_sides`` at each frame's phase: free of foot
-    sliding whatever the schedules) instead of the cycle's root velocity scaled by ``speed`` (with its
-    lateral sway).
+    the share of the root's x-y velocity that comes from the feet on the floor (``LegsKinematics.foot_locked``)
+    instead of the cycle's root velocity scaled by ``speed`` (with its lateral sway). The feet that carry
+    are the lowest geoms of either foot, or with ``lock_stance`` the stance foot of the cycle's
+    ``stance_sides`` at each frame's phase: free of foot sliding whatever the schedules (the lowest geom
+    can be the toes of the foot about to swing, which slides the stance foot; docs/motions.md).
     """
     speed, weight, yaw_rate = (np.asarray(a, dtype=np.float64) for a in (speed, weight, yaw_rate))
     cadence = speed if cadence is None else np.asarray(cadence, dtype=np.float64)
@@ -95,7 +96,7 @@ def synthesize(cycle: GaitCycle, kinematics: LegsKinematics, *, name: str, text:
     qpos = kinematics.qpos(root_pos, root_quat, angles)
     if feet is not None:
         share = np.asarray(feet, dtype=np.float64)[1:, None]
-        stance = sample_periodic(stance_sides(cycle, kinematics), phase)
+        stance = sample_periodic(stance_sides(cycle, kinematics), phase) if lock_stance else None
         locked = kinematics.foot_locked(qpos, stance=stance)
         steps = share * np.diff(locked[:, :2], axis=0) + (1 - share) * np.diff(planar, axis=0)
         qpos[:, :2] = planar[0] + np.concatenate([np.zeros((1, 2)), np.cumsum(steps, axis=0)])

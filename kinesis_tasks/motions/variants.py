@@ -60,8 +60,13 @@ def speed_range(text: str) -> tuple[float, float] | None:
     return SPEED_WORDS[word]
 
 
-def cycle_variants(cycle: GaitCycle, kinematics: LegsKinematics, fps: float) -> list[ReferenceMotion]:
-    """All walking, turning, starting and stopping variants of one recorded stride."""
+def cycle_variants(cycle: GaitCycle, kinematics: LegsKinematics, fps: float, *,
+                   lock_stance: bool = False) -> list[ReferenceMotion]:
+    """All walking, turning, starting and stopping variants of one recorded stride.
+
+    ``lock_stance`` (``synthesize``) keeps the stance foot planted in the start and stop clips; the
+    shipped default library is built without it (its task policies were tuned on those clips).
+    """
     source = f"synthetic derivative of {cycle.source}"
     motions = []
 
@@ -83,11 +88,11 @@ def cycle_variants(cycle: GaitCycle, kinematics: LegsKinematics, fps: float) -> 
     factor, swing, still = TURN_SPEED / cycle.speed, mid_swing_phase(cycle, kinematics), np.zeros(frames)
     weight, cadence = starting_schedule(frames, fps)  # the root goes with the feet, then the cycle's root as the pace rises
     add("start", "start walking from standing still", factor * cadence, weight, still, start_phase=swing,
-        feet=1.0 - cadence)
+        feet=1.0 - cadence, lock_stance=lock_stance)
     weight, cadence = weight[::-1], cadence[::-1]
     phases_walked = float(np.sum(0.5 * (cadence[1:] + cadence[:-1]))) * factor / (fps * cycle.duration)
     add("stop", "stop walking and stand still", factor * cadence, weight, still, start_phase=swing - phases_walked,
-        feet=1.0 - cadence)
+        feet=1.0 - cadence, lock_stance=lock_stance)
     return motions
 
 

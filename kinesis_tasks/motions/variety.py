@@ -11,8 +11,9 @@ kind        schedule
 walk        speed and yaw rate vary smoothly through knots every ``KNOT_SECONDS``
             (speed in ``SPEED_RANGE``, yaw rate in ``YAW_RATE_RANGE`` or straight), any
             starting phase
-start       still, then the ``variants`` start into a random speed and yaw rate
-stop        walking at a random speed and yaw rate, then the ``variants`` stop
+start       still, then the ``variants`` start into a random speed and yaw rate (with
+            ``lock_stance``: the stance foot stays planted)
+stop        walking at a random speed and yaw rate, then the ``variants`` stop (``lock_stance``)
 =========== ================================================================================
 
 Every clip is ``CLIP_SECONDS`` long. Draws come from one ``numpy.random.Generator``, so a seed
@@ -64,7 +65,7 @@ def _clip(cycle: GaitCycle, kinematics: LegsKinematics, fps: float, kind: str, i
             swing -= walked
         speed = target * cadence
         yaw_rate = yaw_rate * cadence
-        options.update(start_phase=swing, feet=1.0 - cadence)
+        options.update(start_phase=swing, feet=1.0 - cadence, lock_stance=True)
         text = "start walking from standing still" if kind == "start" else "stop walking and stand still"
     factor = speed / cycle.speed
     return synthesize(cycle, kinematics, name=f"{cycle.name}_{kind}_{index:03d}", text=text, fps=fps,

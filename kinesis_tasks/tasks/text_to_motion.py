@@ -64,7 +64,6 @@ LABELS_FILE = Path(__file__).with_name("text_labels.yaml")
 _SIDE = re.compile(r"\b(left|right)\b")
 #: A clip moves where its smoothed root speed exceeds this (m/s); it turns when |yaw rate| exceeds TURNING.
 MOVING_SPEED, TURNING = 0.2, 0.1
-STILL_SPEED = 0.02  # m/s: a clip's still lead and tail end where its root first moves faster
 #: Seconds at the end of one piece and the start of the next searched for the join (``append``).
 JOIN_WINDOW_S = 1.0
 #: Yaw rate (rad/s) of a curve bent into a straight walk when the library has no turning clip.
@@ -198,8 +197,7 @@ def clip_profile(motion: ReferenceMotion) -> ClipProfile:
     if moving.size == 0:
         return ClipProfile("stand", 0.0, 0.0, motion.duration, motion.duration)
     first, last = int(moving[0]), int(moving[-1])
-    stirring = np.flatnonzero(speed > STILL_SPEED)  # the still parts end at the first motion, however slow
-    lead, tail = stirring[0] / motion.fps, (motion.num_frames - 1 - stirring[-1]) / motion.fps
+    lead, tail = first / motion.fps, (motion.num_frames - 1 - last) / motion.fps
     if motion.root_quat is not None:
         heading = np.unwrap(facing_heading(motion.root_quat))
     else:  # direction of travel
