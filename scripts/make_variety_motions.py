@@ -6,9 +6,10 @@ Usage:
         --out runs/variety.npz
 
 ``--count`` clips are drawn from each of the two recorded strides (MyoSuite's and GaitAnalysisToolKit's),
-the same ones the default library replays; the clips of ``--with`` (default ``default:train``) are added
-unchanged. Every motion of the output is in its ``train`` split: never add test clips. The same seed gives
-the same file on every machine.
+the same ones the default library replays; the clips of ``--with`` (default ``default:train``; ``none``) are
+added unchanged. Every motion of the output is in its ``train`` split: never add test clips. The same seed
+gives the same file on every machine; another seed (``--seed 1 --count 10 --with none``) gives held-out
+clips of the same kind, to measure how a policy does on walks it was not trained on.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=60, help="random clips per recorded stride (default: 60)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the schedule draws (default: 0)")
     parser.add_argument("--with", dest="base", default="default:train", metavar="LIB[:split]",
-                        help="library whose clips are added unchanged (default: default:train)")
+                        help="library whose clips are added unchanged (default: default:train; 'none': no base)")
     parser.add_argument("--out", type=Path, required=True, help="output library (.npz file or folder)")
     parser.add_argument("--fps", type=float, default=30.0, help="frame rate of the clips (Hz)")
     args = parser.parse_args()
@@ -44,7 +45,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as workdir:
         cycles = [myosuite_gait_cycle(), gaitanalysis_cycle(trial_file(args.gaitanalysis, Path(workdir)))]
     rng = np.random.default_rng(args.seed)
-    motions = list(load_library(*parse_library_spec(args.base)).values())
+    motions = [] if args.base == "none" else list(load_library(*parse_library_spec(args.base)).values())
     for cycle in tqdm(cycles, desc="strides"):
         motions += random_walks(cycle, kinematics, args.fps, args.count, rng)
     path = save_library(args.out, motions, {"train": [motion.name for motion in motions]})
