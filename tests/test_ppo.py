@@ -205,6 +205,8 @@ def test_mean_clip_keeps_the_sampling_noise_and_freezes_saturated_entries(one_th
 def test_mean_clip_and_losses_reject_what_they_cannot_do():
     with pytest.raises(ValueError, match="mean_clip must be >= 1"):
         kt.PPOConfig(mean_clip=0.5)
+    with pytest.raises(ValueError, match="sample_clipped_mean needs ppo.mean_clip"):
+        kt.PPOConfig(sample_clipped_mean=True)
     with pytest.raises(ValueError, match="bound_weight must be >= 0"):
         kt.PPOConfig(bound_weight=-1.0)
     moe = kt.load_moe_from_experts([DATA / f"moe_experts/expert_{k}/model.pth" for k in range(3)], [32, 16])

@@ -1,5 +1,6 @@
 """Samplers: in-process, multiprocessing and Ray give the same batches for the same seed and worker count."""
 
+import copy
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -118,3 +119,22 @@ def test_worker_error_carries_traceback(actor_and_spec):
     _, spec = actor_and_spec
     with pytest.raises(WorkerError, match=r"(?s)sampler worker 0 failed.*test_samplers.py.*__call__.*ValueError: broken env factory"):
         make_sampler("mp", BrokenEnvFactory(), spec, workers=1)
+
+
+def test_mean_clip_draws_actions_around_the_clipped_mean(tiny_config, actor_and_spec):
+    # ppo.sample_clipped_mean: a saturated mean (here 10 for every muscle) is drawn around +-mean_clip, so the
+    # noise can take an action below the environment's clip at 1; the log-probabilities are those of the
+    # clipped-mean policy.
+    actor, spec = actor_and_spec
+    saturated = copy.deepcopy(actor)
+    with torch.no_grad():
+        saturated.action_mean.weight.zero_()
+        saturated.action_mean.bias.fill_(10.0)
+    plain, = collect_twice("inprocess", tiny_config, saturated, spec)[:1]
+    clipped, = collect_twice("inprocess", tiny_config, saturated, spec, mean_clip=1.2)[:1]
+    assert plain.actions.min() > 5.0  # noise std ~0.4 around 10: always saturated
+    assert abs(clipped.actions.mean() - 1.2) < 0.05 and (clipped.actions < 1.0).mean() > 0.2
+    saturated.mean_clip = 1.2
+    with torch.no_grad():
+        expected = saturated.eval().log_prob(torch.from_numpy(clipped.obs), torch.from_numpy(clipped.actions))
+    np.testing.assert_allclose(clipped.log_probs, expected.numpy(), rtol=1e-4, atol=1e-3)

@@ -27,7 +27,8 @@ Some options depart from the original (their defaults keep it; docs/training.md 
   mean far beyond it makes the log-probability move without any change of behaviour;
 - ``mean_clip``: the update sees mean actions clipped to +-mean_clip, and each sampled action shifted by the
   same amount (its noise, hence its log-probability, unchanged): entries the environment saturates either
-  way stop adding noise to the gradient and moving the ratio.
+  way stop adding noise to the gradient and moving the ratio; ``sample_clipped_mean``: the samplers draw
+  around the clipped mean too (exploration where the mean saturates, no shift needed).
 
 A resumed run takes the configured learning rates, except an adaptive policy rate, which goes on.
 """
@@ -90,6 +91,10 @@ class PPOConfig:
     """Clip the policy's mean action to [-mean_clip, mean_clip] in the update (>= 1: the environment clips actions
     to [-1, 1]); each sampled action a becomes a - mu + clip(mu), mu its sampling mean (Gaussian and Lattice
     actors; None: the original, unclipped)."""
+    sample_clipped_mean: bool = False
+    """With ``mean_clip``: the sampling policy too draws its actions around the clipped mean (the trainer's
+    samplers), so that the noise explores muscles whose mean is saturated (beyond +-1 the environment clips
+    the action, and noise around a mean of 10 never changes what it does) and the update needs no shift."""
     desired_kl: float | None = None
     """Adapt the policy learning rate after every gradient step to keep the approximate KL near this value
     (x1.5 below half of it, /1.5 above twice it, within [1e-6, 1e-2]); None: constant ``policy_lr`` (original)."""
@@ -106,6 +111,8 @@ class PPOConfig:
                 raise ValueError(f"ppo.{name} must be >= 0, got {getattr(self, name)}")
         if self.mean_clip is not None and float(self.mean_clip) < 1.0:
             raise ValueError(f"ppo.mean_clip must be >= 1 (actions are clipped to [-1, 1]) or null, got {self.mean_clip}")
+        if self.sample_clipped_mean and self.mean_clip is None:
+            raise ValueError("ppo.sample_clipped_mean needs ppo.mean_clip")
         if int(self.opt_epochs) < 1:
             raise ValueError(f"ppo.opt_epochs must be >= 1, got {self.opt_epochs}")
 
@@ -234,7 +241,7 @@ class PPO:
             raise ValueError(f"batch.obs {tuple(obs.shape)} and batch.actions {tuple(actions.shape)} must be [N, .]")
         rewards = torch.as_tensor(batch.rewards).cpu().numpy().astype(np.float64)
 
-        if cfg.mean_clip is not None:  # the same noise around the clipped mean of the sampling policy
+        if cfg.mean_clip is not None and not cfg.sample_clipped_mean:  # the same noise around the clipped mean
             with torch.no_grad():
                 unclipped = self.policy.eval().unclipped_mean(obs)
                 actions += unclipped.clamp(-cfg.mean_clip, cfg.mean_clip) - unclipped

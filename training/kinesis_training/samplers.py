@@ -142,10 +142,13 @@ def policy_state(policy: torch.nn.Module) -> StateDict:
 class RolloutWorker:
     """One worker: a vector env, a policy copy and a torch generator (see the module docstring)."""
 
-    def __init__(self, make_env: EnvFactory, spec: PolicySpec, envs_per_worker: int, seed: int, worker: int) -> None:
+    def __init__(self, make_env: EnvFactory, spec: PolicySpec, envs_per_worker: int, seed: int, worker: int,
+                 mean_clip: float | None = None) -> None:
         self.env = make_env(envs_per_worker)
         self.num_envs = int(self.env.num_envs)
         self.policy = build_modules(spec)[0].eval()
+        if mean_clip is not None:  # actions drawn around the clipped mean (``ppo.sample_clipped_mean``)
+            self.policy.mean_clip = float(mean_clip)
         env_seed, torch_seed = worker_seeds(seed, worker, envs_per_worker)
         self.generator = torch.Generator().manual_seed(torch_seed)
         self.obs, _ = self.env.reset(seed=env_seed)
@@ -227,8 +230,8 @@ class InProcessSampler:
     """All workers in this process, run one after another."""
 
     def __init__(self, make_env: EnvFactory, spec: PolicySpec, *, workers: int = 1, envs_per_worker: int = 1,
-                 seed: int = 0) -> None:
-        self.workers = [RolloutWorker(make_env, spec, envs_per_worker, seed, w) for w in range(workers)]
+                 seed: int = 0, mean_clip: float | None = None) -> None:
+        self.workers = [RolloutWorker(make_env, spec, envs_per_worker, seed, w, mean_clip) for w in range(workers)]
         self.envs_per_worker = envs_per_worker
 
     def collect(self, policy: torch.nn.Module, min_samples: int) -> Rollout:
@@ -244,11 +247,12 @@ class InProcessSampler:
         self.workers = []
 
 
-def _worker_main(conn, make_env: EnvFactory, spec: PolicySpec, envs_per_worker: int, seed: int, worker: int) -> None:
+def _worker_main(conn, make_env: EnvFactory, spec: PolicySpec, envs_per_worker: int, seed: int, worker: int,
+                 mean_clip: float | None) -> None:
     """Process entry point: serve ("collect", state, steps), ("call", method, *args) and ("close",)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle (it saves, then closes us)
     try:
-        rollout_worker = RolloutWorker(make_env, spec, envs_per_worker, seed, worker)
+        rollout_worker = RolloutWorker(make_env, spec, envs_per_worker, seed, worker, mean_clip)
         conn.send(("ready", None))
         while True:
             command, *args = conn.recv()
@@ -266,13 +270,13 @@ class MultiprocessingSampler:
     """One spawned process per worker, talking over pipes; workers persist across collections."""
 
     def __init__(self, make_env: EnvFactory, spec: PolicySpec, *, workers: int = 2, envs_per_worker: int = 1,
-                 seed: int = 0) -> None:
+                 seed: int = 0, mean_clip: float | None = None) -> None:
         context = mp.get_context("spawn")
         self.envs_per_worker = envs_per_worker
         self.connections, self.processes = [], []
         for w in range(workers):
             parent, child = context.Pipe()
-            process = context.Process(target=_worker_main, args=(child, make_env, spec, envs_per_worker, seed, w),
+            process = context.Process(target=_worker_main, args=(child, make_env, spec, envs_per_worker, seed, w, mean_clip),
                                       name=f"kinesis-sampler-{w}", daemon=True)
             process.start()
             child.close()
@@ -332,7 +336,7 @@ class RaySampler:
     """One Ray actor (1 CPU) per worker; joins ``address`` or starts/joins a local Ray instance."""
 
     def __init__(self, make_env: EnvFactory, spec: PolicySpec, *, workers: int = 2, envs_per_worker: int = 1,
-                 seed: int = 0, address: str | None = None) -> None:
+                 seed: int = 0, mean_clip: float | None = None, address: str | None = None) -> None:
         try:
             import ray
         except ImportError as error:
@@ -341,7 +345,7 @@ class RaySampler:
         if not ray.is_initialized():
             ray.init(address=address, include_dashboard=False, log_to_driver=True)
         actor_class = ray.remote(num_cpus=1)(RolloutWorker)
-        self.actors = [actor_class.remote(make_env, spec, envs_per_worker, seed, w) for w in range(workers)]
+        self.actors = [actor_class.remote(make_env, spec, envs_per_worker, seed, w, mean_clip) for w in range(workers)]
         self.envs_per_worker = envs_per_worker
 
     def collect(self, policy: torch.nn.Module, min_samples: int) -> Rollout:
@@ -359,11 +363,12 @@ class RaySampler:
 
 
 def make_sampler(kind: str, make_env: EnvFactory, spec: PolicySpec, *, workers: int, envs_per_worker: int = 1,
-                 seed: int = 0, ray_address: str | None = None) -> Sampler:
-    """A sampler of ``kind`` ('inprocess', 'mp' or 'ray')."""
+                 seed: int = 0, ray_address: str | None = None, mean_clip: float | None = None) -> Sampler:
+    """A sampler of ``kind`` ('inprocess', 'mp' or 'ray'); ``mean_clip``: its policy copies draw actions around
+    the mean clipped to +-mean_clip (``ppo.sample_clipped_mean``; None: the network's mean)."""
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    common = dict(workers=workers, envs_per_worker=envs_per_worker, seed=seed)
+    common = dict(workers=workers, envs_per_worker=envs_per_worker, seed=seed, mean_clip=mean_clip)
     if kind == "inprocess":
         return InProcessSampler(make_env, spec, **common)
     if kind == "mp":

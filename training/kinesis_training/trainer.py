@@ -213,7 +213,8 @@ class Trainer:
         config, last = self.config, epochs if epochs is not None else self.config.epochs
         sampler = make_sampler(config.sampler, self.make_env, self.spec, workers=config.num_workers,
                                envs_per_worker=config.envs_per_worker, seed=self._sampler_seed(),
-                               ray_address=config.ray_address)
+                               ray_address=config.ray_address,
+                               mean_clip=config.ppo.mean_clip if config.ppo.sample_clipped_mean else None)
         logger = TrainLogger(self.run_dir, wandb=config.wandb, name=self.run_dir.name, config=to_dict(config))
         scalars: dict[str, float] = {}
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
