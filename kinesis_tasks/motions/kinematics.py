@@ -81,8 +81,7 @@ class LegsKinematics:
             self.data.qpos[:] = qpos[frame]
             mujoco.mj_kinematics(self.model, self.data)
             keypoints[frame] = self.data.xpos[self._body_ids]
-            clearance[frame] = min(mujoco.mj_geomDistance(self.model, self.data, self._floor, geom, 1.0, None)
-                                   for geom in self._foot_geoms)
+            clearance[frame] = self._floor_contacts()[0].min()
         return keypoints, clearance
 
     def foot_gaps(self, qpos: np.ndarray) -> np.ndarray:
@@ -91,10 +90,18 @@ class LegsKinematics:
         for frame in range(len(qpos)):
             self.data.qpos[:] = qpos[frame]
             mujoco.mj_kinematics(self.model, self.data)
-            each = [mujoco.mj_geomDistance(self.model, self.data, self._floor, geom, 1.0, None)
-                    for geom in self._foot_geoms]
-            gaps[frame] = [min(g for g, side in zip(each, self._foot_sides) if side == s) for s in (0, 1)]
+            each = self._floor_contacts()[0]
+            gaps[frame] = [each[self._foot_sides == side].min() for side in (0, 1)]
         return gaps
+
+    def _floor_contacts(self) -> tuple[np.ndarray, np.ndarray]:
+        """For the current kinematics of ``data``: each foot geom's signed distance to the floor [G] (m) and
+        its point nearest the floor [G, 3] (world frame)."""
+        gaps, points, fromto = np.empty(len(self._foot_geoms)), np.empty((len(self._foot_geoms), 3)), np.zeros(6)
+        for i, geom in enumerate(self._foot_geoms):
+            gaps[i] = mujoco.mj_geomDistance(self.model, self.data, self._floor, geom, 1.0, fromto)
+            points[i] = fromto[3:6]
+        return gaps, points
 
     def foot_locked(self, qpos: np.ndarray, *, band: float = 0.01, stance: np.ndarray | None = None) -> np.ndarray:
         """``qpos`` [T, nq] with root x-y re-integrated so that the feet on the floor do not slide.
@@ -112,7 +119,6 @@ class LegsKinematics:
         model, data = self.model, self.data
         bodies = model.geom_bodyid[self._foot_geoms]
         allowed = np.ones((len(qpos), 2)) if stance is None else np.asarray(stance, dtype=np.float64)
-        fromto = np.zeros(6)
         out = qpos.copy()
 
         def pose(frame: int) -> None:
@@ -122,10 +128,7 @@ class LegsKinematics:
 
         for frame in range(len(qpos) - 1):
             pose(frame)
-            gaps, points = np.empty(len(bodies)), np.empty((len(bodies), 3))
-            for i, geom in enumerate(self._foot_geoms):
-                gaps[i] = mujoco.mj_geomDistance(model, data, self._floor, geom, 1.0, fromto)
-                points[i] = fromto[3:6]
+            gaps, points = self._floor_contacts()
             share = allowed[frame, self._foot_sides]
             weights = share * np.clip(1.0 - (gaps - gaps[share > 0].min()) / band, 0.0, None)
             local = np.einsum("kji,kj->ki", data.xmat[bodies].reshape(-1, 3, 3), points - data.xpos[bodies])

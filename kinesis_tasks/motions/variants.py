@@ -90,8 +90,8 @@ def cycle_variants(cycle: GaitCycle, kinematics: LegsKinematics, fps: float, *,
     add("start", "start walking from standing still", factor * cadence, weight, still, start_phase=swing,
         feet=1.0 - cadence, lock_stance=lock_stance)
     weight, cadence = weight[::-1], cadence[::-1]
-    phases_walked = float(np.sum(0.5 * (cadence[1:] + cadence[:-1]))) * factor / (fps * cycle.duration)
-    add("stop", "stop walking and stand still", factor * cadence, weight, still, start_phase=swing - phases_walked,
+    add("stop", "stop walking and stand still", factor * cadence, weight, still,
+        start_phase=swing - phases_walked(cycle, cadence, factor, fps),
         feet=1.0 - cadence, lock_stance=lock_stance)
     return motions
 
@@ -109,6 +109,12 @@ def standing_motion(kinematics: LegsKinematics, fps: float, licence: str) -> Ref
 def frame_count(seconds: float, fps: float) -> int:
     """Frames of a clip ``seconds`` long at ``fps``, both ends included."""
     return int(round(seconds * fps)) + 1
+
+
+def phases_walked(cycle: GaitCycle, cadence: np.ndarray, factor: float, fps: float) -> float:
+    """Strides of ``cycle`` (cycles) played over a cadence schedule [T] at ``fps`` and speed factor ``factor``:
+    a stop starts this far before the phase it is to end at."""
+    return float(np.sum(0.5 * (cadence[1:] + cadence[:-1]))) * factor / (fps * cycle.duration)
 
 
 def mid_swing_phase(cycle: GaitCycle, kinematics: LegsKinematics) -> float:

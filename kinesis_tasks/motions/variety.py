@@ -27,7 +27,8 @@ import numpy as np
 from kinesis_tasks.motions.cycle import GaitCycle, synthesize
 from kinesis_tasks.motions.kinematics import LegsKinematics
 from kinesis_tasks.motions.motion import ReferenceMotion
-from kinesis_tasks.motions.variants import frame_count, mid_swing_phase, smoothstep, starting_schedule
+from kinesis_tasks.motions.variants import (frame_count, mid_swing_phase, phases_walked, smoothstep,
+                                            starting_schedule)
 
 CLIP_SECONDS = 6.0
 KNOT_SECONDS = 2.0
@@ -41,11 +42,13 @@ def random_walks(cycle: GaitCycle, kinematics: LegsKinematics, fps: float, count
                  rng: np.random.Generator) -> list[ReferenceMotion]:
     """``count`` clips of ``cycle`` along random schedules (module docstring), named ``<cycle>_<kind>_<k>``."""
     kinds = rng.choice(list(KIND_SHARES), size=count, p=list(KIND_SHARES.values()))
-    return [_clip(cycle, kinematics, fps, str(kind), index, rng) for index, kind in enumerate(kinds)]
+    swing = mid_swing_phase(cycle, kinematics)
+    return [_clip(cycle, kinematics, fps, str(kind), index, rng, swing) for index, kind in enumerate(kinds)]
 
 
 def _clip(cycle: GaitCycle, kinematics: LegsKinematics, fps: float, kind: str, index: int,
-          rng: np.random.Generator) -> ReferenceMotion:
+          rng: np.random.Generator, swing: float) -> ReferenceMotion:
+    """One clip of ``kind``; ``swing``: the stride's mid-swing phase, where starts begin and stops end."""
     frames = frame_count(CLIP_SECONDS, fps)
     options: dict = {}
     if kind == "walk":
@@ -57,12 +60,9 @@ def _clip(cycle: GaitCycle, kinematics: LegsKinematics, fps: float, kind: str, i
         target = rng.uniform(*SPEED_RANGE)
         weight, cadence = starting_schedule(frames, fps)
         yaw_rate = np.full(frames, rng.uniform(*YAW_RATE_RANGE) if rng.uniform() > STRAIGHT_SHARE else 0.0)
-        swing = mid_swing_phase(cycle, kinematics)
         if kind == "stop":
             weight, cadence = weight[::-1], cadence[::-1]
-            factor = target / cycle.speed
-            walked = float(np.sum(0.5 * (cadence[1:] + cadence[:-1]))) * factor / (fps * cycle.duration)
-            swing -= walked
+            swing -= phases_walked(cycle, cadence, target / cycle.speed, fps)
         speed = target * cadence
         yaw_rate = yaw_rate * cadence
         options.update(start_phase=swing, feet=1.0 - cadence, lock_stance=True)
