@@ -8,7 +8,8 @@ step(action) (README 2.6 and 4.1 of tests/data/conformance):
 1. ``MuscleSim.step``, then ``mj_kinematics``: body poses are those of the new state while the sensor
    vector (COM velocities, touch) and muscle lengths stay one sub-step stale, exactly as KINESIS v1.
 2. reward: named terms {"body_pos", "vel", "upright", "energy"} (``rewards.reward_terms_from_state``)
-   against the reference at tau_t (the time of the new state), weighted by ``RewardConfig.scales`` and summed.
+   against the reference at tau_t (the time of the new state), weighted by ``RewardConfig.scales`` and summed;
+   in training, with a "joint" scale, also ``rewards.joint_term`` of the free hinges against the motion's qpos.
 3. terminated: mean tracked-body distance to the reference at tau_t above the threshold (0.15 m
    training, 0.5 m evaluation); truncated: the reference has no time tau_{t+1} left (end of the motion).
 4. observation [proprioception | imitation] (``observations``) with the reference at tau_{t+1}.
@@ -44,8 +45,6 @@ from kinesis_tasks.sim import MuscleSim
 _EPS = 1e-9
 #: Name of the tracked root body in motions (the model's free root body may be named otherwise).
 _MOTION_ROOT = "root"
-#: info keys of the reward terms.
-_INFO_TERMS = tuple(f"reward/{name}" for name in rewards.TERMS)
 
 
 @dataclass(frozen=True)
@@ -158,6 +157,13 @@ class MotionTrack:
         """Latest start frame that leaves at least one control step."""
         return int(np.floor(self.num_frames - 1 - self.frames_per_step + _EPS))
 
+    def qpos_at(self, position: float, addresses: np.ndarray) -> np.ndarray:
+        """qpos entries ``addresses`` at fractional frame ``position`` (linear, clamped to the motion)."""
+        position = min(max(position, 0.0), self.num_frames - 1.0)
+        low = int(position)
+        high, weight = min(low + 1, self.num_frames - 1), position - low
+        return (1.0 - weight) * self.qpos[low, addresses] + weight * self.qpos[high, addresses]
+
     def at(self, position: float) -> tuple[np.ndarray, np.ndarray]:
         """(positions [K, 3], velocities [K, 3]) at fractional frame ``position`` (clamped to the motion)."""
         pos, vel = np.empty(self.keypoints.shape[1:]), np.empty(self.keypoints.shape[1:])
@@ -206,6 +212,9 @@ class ImitationEnv(gym.Env):
         self._state = observations.BodyState.empty(layout)
         self._references = (np.empty((len(layout.tracked), 3)), np.empty((len(layout.tracked), 3)))
         self._values = np.empty(5)
+        # The optional joint-angle term: training only (evaluation judges positions), needs the motions' qpos.
+        joint_weighted = rewards.JOINT_TERM in self.config.reward.scales and not self.config.evaluation
+        self._joint_qpos = rewards.free_hinges(self.model) if joint_weighted else None
         self._motion_bodies = (_MOTION_ROOT, *tracked[1:])
         self._termination_distance = self.config.termination.distance
         self.dt = self.sim.control_dt
@@ -257,6 +266,9 @@ class ImitationEnv(gym.Env):
             track = self._tracks[name] = MotionTrack.prepare(
                 self._motions[name], self._motion_bodies, self.dt, embodiment=self.config.embodiment, nq=self.model.nq
             )
+            if self._joint_qpos is not None and track.qpos is None:
+                raise ValueError(f"reward scale {rewards.JOINT_TERM!r}: motion {name!r} carries no qpos for "
+                                 f"embodiment {self.config.embodiment!r}; drop the scale or the motion")
         return track
 
     def mirror_map(self) -> symmetry.MirrorMap:
@@ -317,6 +329,9 @@ class ImitationEnv(gym.Env):
         )  # fmt: skip
         values = self._values.tolist()
         terms, distance = dict(zip(rewards.TERMS, values)), values[4]
+        if self._joint_qpos is not None:
+            angles, reference = data.qpos[self._joint_qpos], track.qpos_at(frame, self._joint_qpos)
+            terms[rewards.JOINT_TERM] = rewards.joint_term(angles, reference, self.config.reward.k_joint)
         reward = float(rewards.total(terms, self.config.reward))
         terminated = distance > self._termination_distance
         truncated = not terminated and self._t >= self._max_steps
@@ -324,7 +339,7 @@ class ImitationEnv(gym.Env):
             "motion": self._track.name,
             "frame": frame,
             "step": self._t,
-            **dict(zip(_INFO_TERMS, values)),
+            **{f"reward/{name}": value for name, value in terms.items()},
             "tracking_distance": distance,
             "mpjpe_mm": 1000.0 * distance,  # mean per-body distance = tracking distance (mean reduction)
         }

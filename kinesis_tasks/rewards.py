@@ -1,8 +1,10 @@
 """KINESIS v1 imitation rewards and termination.
 
 The reward is a dict of named terms {"body_pos", "vel", "upright", "energy"}, each in [0, 1], summed with
-the same-named weights of ``RewardConfig.scales`` (``total``). Pure functions take arrays with any leading
-batch dims (``...``); the (model, data) wrappers read poses and the stored sensor vector of one MjData.
+the same-named weights of ``RewardConfig.scales`` (``total``). An optional "joint" term (not in KINESIS,
+used only when ``scales`` has a "joint" weight) rewards the reference's joint angles (``joint_term``).
+Pure functions take arrays with any leading batch dims (``...``); the (model, data) wrappers read poses and
+the stored sensor vector of one MjData.
 Units: m, m/s; controls are dimensionless (0..1). The per-state math is ``kinesis_tasks.kernels``
 ("rewards"); an environment step gets all terms and the tracking distance from one kernel call
 (``reward_terms_and_distance``).
@@ -37,6 +39,8 @@ class RewardConfig:
     """Sharpness of the velocity term, s^2/m^2."""
     k_energy: float = 0.05
     """Sharpness of the energy term (per unit of sum|u| + ||u||)."""
+    k_joint: float = 10.0
+    """Sharpness of the optional joint-angle term, 1/rad^2 (the bundled walker's gait: median term 0.5)."""
     scales: Mapping[str, float] = field(default_factory=_default_scales)
     """Weight of each reward term, keyed by term name (KINESIS w_pos, w_vel, w_upright, w_energy)."""
 
@@ -56,6 +60,8 @@ EVAL_TERMINATION = TerminationConfig(distance=0.5)
 
 TERMS = ("body_pos", "vel", "upright", "energy")
 """Reward term names, in the order ``kernels.reward_terms_into`` writes them."""
+JOINT_TERM = "joint"
+"""Name of the optional joint-angle term (weighted only when ``RewardConfig.scales`` has it)."""
 
 
 def _values(batch: tuple[int, ...], values: Iterable[float]) -> np.ndarray:
@@ -91,6 +97,21 @@ def upright_term(root_quat: np.ndarray) -> np.ndarray:
     """exp(-3 (ex^2 + ey^2)) from the root roll ex and pitch ey (wrapped to [-pi, pi]); [..., 4] -> [...]."""
     (quat,) = float64_arrays(root_quat)
     return _values(quat.shape[:-1], (kernels.upright(q) for (q,) in per_state(quat.shape[:-1], quat)))
+
+
+def free_hinges(model: mujoco.MjModel) -> np.ndarray:
+    """qpos addresses of the hinge joints that no joint equality drives (MyoLegs: hip flexion, adduction and
+    rotation, knee, ankle, subtalar and mtp of each side; the knee's coupled rotations are left out)."""
+    driven = {int(model.eq_obj1id[e]) for e in range(model.neq) if model.eq_type[e] == mujoco.mjtEq.mjEQ_JOINT}
+    hinges = [j for j in range(model.njnt) if model.jnt_type[j] == mujoco.mjtJoint.mjJNT_HINGE and j not in driven]
+    return model.jnt_qposadr[hinges].astype(np.int64)
+
+
+def joint_term(angles: np.ndarray, ref_angles: np.ndarray, k_joint: float) -> np.ndarray | float:
+    """exp(-k_joint * mean squared angle error) over joint angles [..., J] (rad) -> [...]."""
+    error = np.asarray(angles, dtype=np.float64) - np.asarray(ref_angles, dtype=np.float64)
+    value = np.exp(-k_joint * np.mean(error * error, axis=-1))
+    return float(value) if np.ndim(value) == 0 else value
 
 
 def energy(ctrl: np.ndarray, k_energy: float = RewardConfig.k_energy) -> np.ndarray | float:

@@ -253,3 +253,27 @@ def test_vector_env_equals_single_envs_in_sequence(short):
     assert set(vec.reset(seed=0)[1]["motion"]) == {"turn"}
     with pytest.raises(ValueError, match="actions"):
         vec.step(np.zeros((2, 80)))
+
+
+def test_optional_joint_term_rewards_the_reference_joint_angles(short, library):
+    model = model_of("legs")
+    hinges = rewards.free_hinges(model)
+    names = [model.joint(j).name for j in range(model.njnt) if model.jnt_qposadr[j] in hinges]
+    assert names == [f"{joint}_{side}" for side in "rl" for joint in
+                     ("hip_flexion", "hip_adduction", "hip_rotation", "knee_angle", "ankle_angle", "subtalar_angle", "mtp_angle")]  # fmt: skip
+    base = ImitationConfig().reward
+    reward = rewards.RewardConfig(k_joint=4.0, scales={**base.scales, "joint": 0.5})
+    env, motion = env_for("legs", short, reward=reward), short[0]
+    env.reset(seed=0, options={"motion": motion.name, "start": 3})
+    obs, total, *_, info = env.step(np.full(80, 0.3))
+    error = env.sim.data.qpos[hinges] - motion.qpos[4, hinges]  # the state's frame 3 + 1 (30 fps motion)
+    assert info["reward/joint"] == pytest.approx(np.exp(-4.0 * np.mean(error**2)), rel=1e-12)
+    assert total == pytest.approx(sum(reward.scales[k] * info[f"reward/{k}"] for k in reward.scales), rel=1e-12)
+    # Linear between frames; evaluation judges positions only; motions without qpos are refused.
+    track = env._prepared(motion.name)
+    np.testing.assert_allclose(track.qpos_at(4.25, hinges), 0.75 * motion.qpos[4, hinges] + 0.25 * motion.qpos[5, hinges])
+    env = env_for("legs", short, reward=reward, **EVAL)
+    env.reset(options={"motion": motion.name})
+    assert "reward/joint" not in env.step(np.zeros(80))[-1]
+    with pytest.raises(ValueError, match="carries no qpos"):
+        env_for("legs", [motion.replace(qpos=None)], reward=reward).reset(seed=0)
