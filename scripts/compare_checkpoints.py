@@ -14,6 +14,7 @@ One row per checkpoint, one column per gauge, each with ``kinesis eval``'s mean 
   for the final report), success rate and, for directional, the mean time up.
 
 Each gauge runs in this process (one core): the five take about 30 s per checkpoint on the 2-core machine.
+The evaluation modules load only once the arguments are checked, so that a wrong argument answers at once.
 """
 
 from __future__ import annotations
@@ -27,15 +28,15 @@ from typing import Any, Callable
 from rich.console import Console
 from rich.table import Table
 
-from kinesis_tasks.evaluation import evaluate, evaluate_task, summarize_tasks
-from kinesis_tasks.metrics import summarize
-from kinesis_tasks.motions import load_library, parse_library_spec
-from kinesis_training.inference import load_policy
-
 GAUGES = ("train", "test", "holdout", "directional", "reach")
 
 
 def motion_gauge(library: str, starts: int) -> Callable[[Path], dict[str, Any]]:
+    from kinesis_tasks.evaluation import evaluate
+    from kinesis_tasks.metrics import summarize
+    from kinesis_tasks.motions import load_library, parse_library_spec
+    from kinesis_training.inference import load_policy
+
     name, split = parse_library_spec(library)
     motions = load_library(name, split=split)
 
@@ -45,6 +46,9 @@ def motion_gauge(library: str, starts: int) -> Callable[[Path], dict[str, Any]]:
 
 
 def task_gauge(task: str, goals: int, seed: int) -> Callable[[Path], dict[str, Any]]:
+    from kinesis_tasks.evaluation import evaluate_task, summarize_tasks
+    from kinesis_training.inference import load_policy
+
     def run(checkpoint: Path) -> dict[str, Any]:
         results = evaluate_task(task, lambda *_: load_policy(checkpoint).mean_action, goals=goals, seed=seed)
         return summarize_tasks(results)

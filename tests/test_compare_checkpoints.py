@@ -18,11 +18,11 @@ def compare(*args: str) -> subprocess.CompletedProcess:
 
 def test_scores_match_the_evaluation_api_and_bad_arguments_are_refused(tmp_path):
     bundle = str(resolve_policy(None).checkpoint)
-    result = compare(bundle, "--gauges", "reach", "--goals", "2", "--seed", "3", "--json", str(tmp_path / "s.json"))
+    result = compare(bundle, "--gauges", "reach", "--goals", "1", "--seed", "3", "--json", str(tmp_path / "s.json"))
     assert result.returncode == 0, result.stderr
     scores = json.loads((tmp_path / "s.json").read_text())
-    assert scores["gauges"] == ["reach"] and scores["goals"] == 2 and scores["seed"] == 3
-    direct = summarize_tasks(evaluate_task("reach", lambda *_: load_policy(bundle).mean_action, goals=2, seed=3))
+    assert scores["gauges"] == ["reach"] and scores["goals"] == 1 and scores["seed"] == 3
+    direct = summarize_tasks(evaluate_task("reach", lambda *_: load_policy(bundle).mean_action, goals=1, seed=3))
     assert scores["scores"][bundle]["reach"]["success_rate"] == direct["success_rate"]
     assert scores["scores"][bundle]["reach"]["mean_return"] == direct["mean_return"]
     assert "unknown gauges ['walk']" in compare(bundle, "--gauges", "walk").stderr
