@@ -21,6 +21,7 @@ import mujoco
 import numpy as np
 
 from kinesis_tasks import kernels, observations
+from kinesis_tasks.embodiment import joint_couplings
 from kinesis_tasks.kernels import broadcast_batch, float64_arrays, per_state
 from kinesis_tasks.observations import BodyLayout, BodyState
 
@@ -102,7 +103,7 @@ def upright_term(root_quat: np.ndarray) -> np.ndarray:
 def free_hinges(model: mujoco.MjModel) -> np.ndarray:
     """qpos addresses of the hinge joints that no joint equality drives (MyoLegs: hip flexion, adduction and
     rotation, knee, ankle, subtalar and mtp of each side; the knee's coupled rotations are left out)."""
-    driven = {int(model.eq_obj1id[e]) for e in range(model.neq) if model.eq_type[e] == mujoco.mjtEq.mjEQ_JOINT}
+    driven = {joint for joint, *_ in joint_couplings(model)}
     hinges = [j for j in range(model.njnt) if model.jnt_type[j] == mujoco.mjtJoint.mjJNT_HINGE and j not in driven]
     return model.jnt_qposadr[hinges].astype(np.int64)
 

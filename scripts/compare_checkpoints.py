@@ -32,26 +32,25 @@ GAUGES = ("train", "test", "holdout", "directional", "reach")
 
 
 def motion_gauge(library: str, starts: int) -> Callable[[Path], dict[str, Any]]:
+    from kinesis.eval_cli import CheckpointPolicy
     from kinesis_tasks.evaluation import evaluate
     from kinesis_tasks.metrics import summarize
     from kinesis_tasks.motions import load_library, parse_library_spec
-    from kinesis_training.inference import load_policy
 
     name, split = parse_library_spec(library)
     motions = load_library(name, split=split)
 
     def run(checkpoint: Path) -> dict[str, Any]:
-        return summarize(evaluate(motions, lambda *_: load_policy(checkpoint).mean_action, starts=starts))
+        return summarize(evaluate(motions, CheckpointPolicy(str(checkpoint)), starts=starts))
     return run
 
 
 def task_gauge(task: str, goals: int, seed: int) -> Callable[[Path], dict[str, Any]]:
+    from kinesis.eval_cli import CheckpointPolicy
     from kinesis_tasks.evaluation import evaluate_task, summarize_tasks
-    from kinesis_training.inference import load_policy
 
     def run(checkpoint: Path) -> dict[str, Any]:
-        results = evaluate_task(task, lambda *_: load_policy(checkpoint).mean_action, goals=goals, seed=seed)
-        return summarize_tasks(results)
+        return summarize_tasks(evaluate_task(task, CheckpointPolicy(str(checkpoint)), goals=goals, seed=seed))
     return run
 
 

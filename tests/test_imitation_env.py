@@ -255,7 +255,7 @@ def test_vector_env_equals_single_envs_in_sequence(short):
         vec.step(np.zeros((2, 80)))
 
 
-def test_optional_joint_term_rewards_the_reference_joint_angles(short, library):
+def test_optional_joint_term_rewards_the_reference_joint_angles(short):
     model = model_of("legs")
     hinges = rewards.free_hinges(model)
     names = [model.joint(j).name for j in range(model.njnt) if model.jnt_qposadr[j] in hinges]
