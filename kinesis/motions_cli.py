@@ -70,6 +70,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from_task.add_argument("--out", type=Path, required=True, help="output library: .npz file or folder")
     from_task.set_defaults(func=_from_task)
 
+    mirror = commands.add_parser(
+        "mirror", help="add the mirror images of a library's motions (left and right swapped)",
+        description="Write a library holding the motions of LIB[:split] and their mirror images (reflected in the "
+                    "x-z plane, left and right bodies and joints swapped, 'left'/'right' swapped in the text, "
+                    "named <name>_mirrored; kinesis_tasks.motions.mirror). MyoLegs is symmetric, so each mirror "
+                    "image is a motion the body can do: a left turn gives a right turn. Every motion of the output "
+                    "is in its train split (mirror training clips only: a test clip's image is a test clip too).")
+    mirror.add_argument("library", metavar="LIB[:split]", help="the motions to mirror, e.g. default:train")
+    mirror.add_argument("--out", type=Path, required=True, help="output library: .npz file or folder")
+    mirror.add_argument("--only-mirrored", action="store_true", help="write the mirror images without the originals")
+    mirror.set_defaults(func=_mirror)
+
 
 def _list(args: argparse.Namespace) -> int:
     from kinesis_tasks.motions import library_splits, load_library, parse_library_spec
@@ -184,4 +196,16 @@ def _from_task(args: argparse.Namespace) -> int:
         motions[motion.name] = with_poses({motion.name: motion}, config)[0]
     save_library(args.out, motions.values(), {"train": list(motions)})
     print(f"wrote {len(motions)} motions ({len(recorded)} {args.task} references) to {args.out}")
+    return 0
+
+
+def _mirror(args: argparse.Namespace) -> int:
+    from kinesis_tasks.motions import load_library, parse_library_spec, save_library
+    from kinesis_tasks.motions.mirror import mirror_motion
+
+    originals = list(load_library(*parse_library_spec(args.library)).values())
+    motions = ([] if args.only_mirrored else originals) + [mirror_motion(m) for m in originals]
+    save_library(args.out, motions, {"train": [m.name for m in motions]})
+    print(f"wrote {len(motions)} motions to {args.out} ({len(originals)} mirror images"
+          f"{'' if args.only_mirrored else ' and their originals'})")
     return 0

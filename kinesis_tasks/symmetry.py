@@ -64,8 +64,11 @@ def _partners(names: list[str]) -> np.ndarray:
     return np.array([index.get(swapped_name(name), i) for i, name in enumerate(names)], dtype=np.intp)
 
 
-class _StateMirror:
-    """Reflects (qpos, qvel) of ``model``: hinge/slide joints swapped with the same value, free root reflected."""
+class StateMirror:
+    """Reflects (qpos, qvel) of ``model``: hinge/slide joints swapped with the same value, free root reflected.
+
+    ``layout`` names the root body (``observations.body_layout(model)``).
+    """
 
     def __init__(self, model: mujoco.MjModel, layout: BodyLayout) -> None:
         self.model = model
@@ -106,8 +109,12 @@ class _StateMirror:
         out[self.q_to] = qpos[self.q_from]
         r = self.root_q
         out[r:r + 3] = WORLD_MIRROR @ qpos[r:r + 3]
-        out[r + 3:r + 7] = _quat(WORLD_MIRROR @ _matrix(qpos[r + 3:r + 7]) @ self.local)
+        out[r + 3:r + 7] = self.quat(qpos[r + 3:r + 7])
         return out
+
+    def quat(self, quat: np.ndarray) -> np.ndarray:
+        """The root orientation (w, x, y, z) of the mirrored pose."""
+        return _quat(WORLD_MIRROR @ _matrix(quat) @ self.local)
 
     def qvel(self, qvel: np.ndarray) -> np.ndarray:
         out = qvel.copy()
@@ -139,7 +146,7 @@ def _build(model, layout, tolerance, reference_qpos, seed) -> MirrorMap:
     actuators = [model.actuator(i).name for i in range(model.nu)]
     action_index = _partners(actuators)
     tracked_partner = _partners(list(layout.tracked_names))
-    mirror = _StateMirror(model, layout)
+    mirror = StateMirror(model, layout)
     rng = np.random.default_rng(seed)
     data = mujoco.MjData(model)
     poses = reference_qpos if reference_qpos is not None else model.qpos0[None]

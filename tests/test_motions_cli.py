@@ -28,3 +28,15 @@ def test_preview_writes_a_png(tmp_path, capsys):
     assert main(["motions", "preview", "stand_still", "--out", str(out)]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["motions", "preview", "stand_still", "--out", str(tmp_path / "x.jpg")]) == 2
+
+
+def test_mirror_writes_originals_and_mirror_images_in_the_train_split(tmp_path, capsys):
+    from kinesis_tasks.motions import library_splits, load_library
+
+    out = tmp_path / "mirror.npz"
+    assert main(["motions", "mirror", "default:train", "--out", str(out)]) == 0
+    motions = load_library(str(out))
+    assert len(motions) == 32 and list(library_splits(str(out))["train"]) == list(motions)
+    assert motions["myosuite_turn_left_mirrored"].text == "turn right while walking"
+    assert main(["motions", "mirror", "default:nope", "--out", str(tmp_path / "x.npz")]) == 2
+    assert "no split 'nope'" in capsys.readouterr().err
