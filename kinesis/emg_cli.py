@@ -63,7 +63,7 @@ def _simulation(args: argparse.Namespace):
     from kinesis_tasks.emg_io import read_run, record_episode
 
     if args.policy is not None:
-        from kinesis.eval_cli import CheckpointPolicy
+        from kinesis_training.inference import CheckpointPolicy
 
         if args.motion is None:
             raise ValueError("--policy needs --motion NAME (the reference motion to run)")

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -58,27 +57,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-@dataclass(frozen=True)
-class CheckpointPolicy:
-    """Policy factory: the mean action of a checkpoint, size-checked against the embodiment."""
-
-    path: str
-    weights: str = "float32"
-    bundled: bool = False
-
-    @property
-    def description(self) -> str:
-        kind = "bundled policy" if self.bundled else "checkpoint"
-        return f"{kind} {self.path} (mean action{', float16 weights' if self.weights == 'float16' else ''})"
-
-    def __call__(self, obs_size: int, action_size: int):
-        import torch
-        from kinesis_training import load_policy
-
-        torch.set_num_threads(1)
-        return load_policy(self.path, obs_dim=obs_size, action_dim=action_size, weights=self.weights).mean_action
-
-
 def embodiment_of(args: argparse.Namespace) -> str:
     """--embodiment, or the default: legs, or the task's (``task_env.default_embodiment``: legs_back for kick)."""
     if args.embodiment:
@@ -96,6 +74,7 @@ def _policy_factory(args: argparse.Namespace):
     from kinesis_tasks.bundled import resolve_policy
     from kinesis_tasks.evaluation import FallbackPolicy
     from kinesis_tasks.imitation import ImitationConfig
+    from kinesis_training.inference import CheckpointPolicy
 
     if args.workers < 1:
         raise ValueError(f"--workers must be >= 1, got {args.workers}")

@@ -32,7 +32,7 @@ GAUGES = ("train", "test", "holdout", "directional", "reach")
 
 
 def motion_gauge(library: str, starts: int) -> Callable[[Path], dict[str, Any]]:
-    from kinesis.eval_cli import CheckpointPolicy
+    from kinesis_training.inference import CheckpointPolicy
     from kinesis_tasks.evaluation import evaluate
     from kinesis_tasks.metrics import summarize
     from kinesis_tasks.motions import load_library, parse_library_spec
@@ -46,7 +46,7 @@ def motion_gauge(library: str, starts: int) -> Callable[[Path], dict[str, Any]]:
 
 
 def task_gauge(task: str, goals: int, seed: int) -> Callable[[Path], dict[str, Any]]:
-    from kinesis.eval_cli import CheckpointPolicy
+    from kinesis_training.inference import CheckpointPolicy
     from kinesis_tasks.evaluation import evaluate_task, summarize_tasks
 
     def run(checkpoint: Path) -> dict[str, Any]:

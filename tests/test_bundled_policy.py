@@ -22,6 +22,7 @@ from kinesis_tasks.embodiment import load_embodiment
 from kinesis_tasks.evaluation import FallbackPolicy
 from kinesis_tasks.imitation import ImitationConfig, ImitationEnv
 from kinesis_tasks.motions import load_library, save_library
+from kinesis_training.inference import CheckpointPolicy
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -131,7 +132,7 @@ def eval_args(*argv: str) -> argparse.Namespace:
 
 def test_eval_policy_factory_defaults_to_the_bundle():
     factory = eval_cli._policy_factory(eval_args())
-    assert factory == eval_cli.CheckpointPolicy(str(bundled_checkpoint("legs")), "float32", bundled=True)
+    assert factory == CheckpointPolicy(str(bundled_checkpoint("legs")), "float32", bundled=True)
     assert factory.description.startswith("bundled policy ")
     hold = eval_cli._policy_factory(eval_args("--checkpoint", "hold-pose"))
     assert isinstance(hold, FallbackPolicy) and hold.name == "hold-pose" and "hold-pose" in hold.description

@@ -387,7 +387,7 @@ def test_policy_rollout_records_activations_and_contacts(tmp_path, recordings, c
     import torch
     from kinesis_training import Critic, LatticeActor, save_checkpoint
 
-    from kinesis.eval_cli import CheckpointPolicy
+    from kinesis_training.inference import CheckpointPolicy
     from kinesis_tasks.emg_io import record_episode
     from kinesis_tasks.evaluation import evaluation_config
     from kinesis_tasks.imitation import ImitationEnv

@@ -9,7 +9,7 @@ import torch
 
 import kinesis_training as kt
 from kinesis.cli import build_parser
-from kinesis.eval_cli import CheckpointPolicy
+from kinesis_training.inference import CheckpointPolicy
 from kinesis_training.fast_policy import MAX_FAST_BATCH, FastMeanAction, PackedMLP
 from kinesis_training.networks import MLP
 from kinesis_training.normalizer import RunningNorm

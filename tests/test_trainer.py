@@ -21,7 +21,7 @@ from kinesis import train_cli
 from kinesis_training.checkpoint import CHECKPOINT_KEYS, load_checkpoint
 from kinesis_training.config import TrainConfig, from_dict, load_config, save_config
 from kinesis_training.policies import MoEActor
-from kinesis_training.mining import CheckpointPolicy
+from kinesis_training.inference import CheckpointPolicy
 from kinesis_training.trainer import DRY_RUN_BATCH, Trainer, train
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"

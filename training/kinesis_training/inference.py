@@ -10,6 +10,8 @@ checkpoint's float32 weights or, opt-in, ``weights="float16"``.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -153,3 +155,22 @@ def load_policy(
     """
     check_weights(weights)
     return LoadedPolicy(load_checkpoint(path, obs_dim=obs_dim, action_dim=action_dim), seed=seed, weights=weights)
+
+
+@dataclass(frozen=True)
+class CheckpointPolicy:
+    """Picklable policy factory (``kinesis_tasks.evaluation``'s ``PolicyFactory``): the mean action of a
+    ``model.pth``, size-checked against the env, one torch thread per process (evaluation workers)."""
+
+    path: str
+    weights: str = "float32"
+    bundled: bool = False
+
+    @property
+    def description(self) -> str:
+        kind = "bundled policy" if self.bundled else "checkpoint"
+        return f"{kind} {self.path} (mean action{', float16 weights' if self.weights == 'float16' else ''})"
+
+    def __call__(self, obs_size: int, action_size: int) -> Callable[[np.ndarray], np.ndarray]:
+        torch.set_num_threads(1)
+        return load_policy(self.path, obs_dim=obs_size, action_dim=action_size, weights=self.weights).mean_action

@@ -32,21 +32,7 @@ from kinesis_tasks.metrics import MotionResult, summarize
 from kinesis_tasks.motions import ReferenceMotion, load_library, save_library
 
 from kinesis_training.config import TrainConfig
-
-
-@dataclass(frozen=True)
-class CheckpointPolicy:
-    """Picklable policy factory for ``evaluate``: the mean action of a ``model.pth``."""
-
-    path: str
-
-    def __call__(self, obs_size: int, action_size: int) -> Callable[[np.ndarray], np.ndarray]:
-        import torch
-
-        from kinesis_training.inference import load_policy
-
-        torch.set_num_threads(1)
-        return load_policy(self.path, obs_dim=obs_size, action_dim=action_size).mean_action
+from kinesis_training.inference import CheckpointPolicy
 
 
 @dataclass
