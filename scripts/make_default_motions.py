@@ -3,6 +3,7 @@
 Usage:
     pip download --no-deps --no-binary :all: GaitAnalysisToolKit==0.2.0 -d /tmp
     python scripts/make_default_motions.py /tmp/GaitAnalysisToolKit-0.2.0.tar.gz [--out PATH] [--fps 30]
+    python scripts/make_default_motions.py /tmp/GaitAnalysisToolKit-0.2.0.tar.gz --transitions amplitude --out v2.npz
 
 The first argument is the GaitAnalysisToolKit 0.2.0 sdist (.tar.gz) or the extracted
 rawdata.txt. The MyoSuite gait cycle is read from the installed myosuite package.
@@ -20,7 +21,7 @@ from kinesis_tasks.motions import default_library_path, save_library
 from kinesis_tasks.motions.gait import myosuite_gait_cycle
 from kinesis_tasks.motions.gaitanalysis import TRIAL_PATH, gaitanalysis_cycle
 from kinesis_tasks.motions.kinematics import LegsKinematics
-from kinesis_tasks.motions.variants import cycle_variants, standing_motion
+from kinesis_tasks.motions.variants import TRANSITIONS, cycle_variants, standing_motion
 
 #: Clips held out for testing (never used in training).
 TEST_CLIPS = ("myosuite_walk_b", "myosuite_walk_quick_b", "myosuite_stop",
@@ -44,6 +45,9 @@ def main() -> None:
     parser.add_argument("gaitanalysis", type=Path, help="GaitAnalysisToolKit-0.2.0.tar.gz or its rawdata.txt")
     parser.add_argument("--out", type=Path, default=default_library_path(), help="library file (.npz)")
     parser.add_argument("--fps", type=float, default=30.0, help="frame rate of the clips (Hz)")
+    parser.add_argument("--transitions", choices=TRANSITIONS, default="cadence",
+                        help="start and stop clips: cadence (the shipped library) or amplitude (an experiment: the "
+                             "stride shortens with the pace; docs/motions.md)")
     args = parser.parse_args()
 
     print("compiling the legs embodiment ...", flush=True)
@@ -53,7 +57,7 @@ def main() -> None:
     motions = []
     for cycle in cycles:
         print(f"{cycle.name}: stride {cycle.duration:.3f} s at {cycle.speed:.2f} m/s ({cycle.source})", flush=True)
-        for motion in cycle_variants(cycle, kinematics, args.fps):
+        for motion in cycle_variants(cycle, kinematics, args.fps, transitions=args.transitions):
             print(f"  {motion.name:32s} {motion.duration:4.1f} s  {motion.text!r}", flush=True)
             motions.append(motion)
     motions.append(standing_motion(kinematics, args.fps, licence="Apache-2.0 (myo_sim MyoLegs model)"))

@@ -242,3 +242,26 @@ def test_unknown_names_and_splits_suggest_alternatives(library):
         load_library(split="val")
     with pytest.raises(ValueError, match="duplicate motion names"):
         save_library("unused.npz", [straight_line(), straight_line()])
+
+
+def test_amplitude_transitions_ramp_the_stride_and_leave_the_walks_alone(library):
+    # transitions="amplitude" (an experiment, docs/motions.md): the start and stop shorten or lengthen the stride
+    # with the cadence over AMPLITUDE_RAMP_SECONDS; the walking and turning clips are the shipped ones.
+    from kinesis_tasks.motions.gait import myosuite_gait_cycle
+    from kinesis_tasks.motions.kinematics import LegsKinematics
+    from kinesis_tasks.motions.variants import cycle_variants
+
+    fps = library["myosuite_start"].fps
+    clips = {m.name: m for m in cycle_variants(myosuite_gait_cycle(), LegsKinematics("legs"), fps,
+                                              transitions="amplitude")}
+    for name in ("myosuite_walk_a", "myosuite_turn_left"):
+        np.testing.assert_array_equal(clips[name].keypoints, library[name].keypoints)
+    still = int(fps)  # 1 s standing before the start's ramp and after the stop's
+    start, stop = clips["myosuite_start"].keypoints, clips["myosuite_stop"].keypoints
+    assert np.ptp(start[:still], axis=0).max() < 1e-9 and np.ptp(stop[-still:], axis=0).max() < 1e-9
+    ankles = [library["myosuite_start"].body_names.index(f"talus_{side}") for side in "lr"]
+    gap = np.abs(start[:, ankles[0], 0] - start[:, ankles[1], 0])  # the stride opens as the pace rises
+    walking = gap[-int(fps):].max()
+    assert gap[still + int(0.4 * fps)] < 0.3 * walking and start[-1, 0, 0] > 1.5
+    with pytest.raises(ValueError, match="transitions must be one of"):
+        cycle_variants(myosuite_gait_cycle(), LegsKinematics("legs"), fps, transitions="abrupt")

@@ -17,6 +17,12 @@ stop            "stop walking and stand still"          walking, cadence ramped 
 stand_still     "stand still"                           the standing pose (no cycle involved)
 =============== ======================================= ======================================
 
+``transitions="amplitude"`` (an experiment, not the shipped library) builds the start and stop instead
+as a walk whose stride amplitude (the blend weight) and cadence ramp together over
+``AMPLITUDE_RAMP_SECONDS`` (cadence from half to full pace), the root with the stance foot while the
+amplitude is low (``lock_stance``): the stride shortens to nothing within about two steps, as a person
+stops, instead of a full stride slowed to a standstill (docs/motions.md).
+
 Time-warping keeps the stride length and scales the cadence, so the speed words
 map to these mean root speeds (``SPEED_WORDS``): slowly 0.5-1.0 m/s, no word
 1.0-1.45 m/s, quickly 1.45-2.0 m/s.
@@ -48,6 +54,8 @@ TURN_SPEED = 1.15
 TURN_RATE = 0.4
 WALK_SECONDS, TURN_SECONDS, START_SECONDS, STAND_SECONDS = 5.0, 6.0, 4.5, 3.0
 STILL_SECONDS, BLEND_SECONDS, RAMP_SECONDS = 1.0, 0.4, 0.8
+AMPLITUDE_RAMP_SECONDS, MIN_CADENCE = 1.6, 0.5
+TRANSITIONS = ("cadence", "amplitude")
 
 
 def speed_range(text: str) -> tuple[float, float] | None:
@@ -61,12 +69,16 @@ def speed_range(text: str) -> tuple[float, float] | None:
 
 
 def cycle_variants(cycle: GaitCycle, kinematics: LegsKinematics, fps: float, *,
-                   lock_stance: bool = False) -> list[ReferenceMotion]:
+                   lock_stance: bool = False, transitions: str = "cadence") -> list[ReferenceMotion]:
     """All walking, turning, starting and stopping variants of one recorded stride.
 
     ``lock_stance`` (``synthesize``) keeps the stance foot planted in the start and stop clips; the
     shipped default library is built without it (its task policies were tuned on those clips).
+    ``transitions``: "cadence" (the shipped start and stop) or "amplitude" (the module docstring; implies
+    ``lock_stance``).
     """
+    if transitions not in TRANSITIONS:
+        raise ValueError(f"transitions must be one of {TRANSITIONS}, got {transitions!r}")
     source = f"synthetic derivative of {cycle.source}"
     motions = []
 
@@ -85,7 +97,15 @@ def cycle_variants(cycle: GaitCycle, kinematics: LegsKinematics, fps: float, *,
         add(f"turn_{side}", f"turn {side} while walking", np.full(frames, TURN_SPEED / cycle.speed),
             np.ones(frames), np.full(frames, sign * TURN_RATE))
     frames = frame_count(START_SECONDS, fps)
-    factor, swing, still = TURN_SPEED / cycle.speed, mid_swing_phase(cycle, kinematics), np.zeros(frames)
+    factor, still = TURN_SPEED / cycle.speed, np.zeros(frames)
+    if transitions == "amplitude":
+        amplitude, cadence = amplitude_schedule(frames, fps)
+        for kind, text, ramp, pace in (("start", "start walking from standing still", amplitude, cadence),
+                                       ("stop", "stop walking and stand still", amplitude[::-1], cadence[::-1])):
+            add(kind, text, factor * ramp * pace, ramp, still, cadence=factor * pace, feet=1.0 - ramp,
+                lock_stance=True)
+        return motions
+    swing = mid_swing_phase(cycle, kinematics)
     weight, cadence = starting_schedule(frames, fps)  # the root goes with the feet, then the cycle's root as the pace rises
     add("start", "start walking from standing still", factor * cadence, weight, still, start_phase=swing,
         feet=1.0 - cadence, lock_stance=lock_stance)
@@ -131,6 +151,13 @@ def starting_schedule(frames: int, fps: float) -> tuple[np.ndarray, np.ndarray]:
     blend = smoothstep((t - STILL_SECONDS) / BLEND_SECONDS)
     cadence = smoothstep((t - STILL_SECONDS - BLEND_SECONDS) / RAMP_SECONDS)
     return blend, cadence
+
+
+def amplitude_schedule(frames: int, fps: float) -> tuple[np.ndarray, np.ndarray]:
+    """[frames] stride amplitude and cadence factor of an "amplitude" start: still, then both ramp up together."""
+    t = np.arange(frames) / fps
+    amplitude = smoothstep((t - STILL_SECONDS) / AMPLITUDE_RAMP_SECONDS)
+    return amplitude, np.where(t >= STILL_SECONDS, MIN_CADENCE + (1.0 - MIN_CADENCE) * amplitude, 0.0)
 
 
 def smoothstep(x: np.ndarray) -> np.ndarray:
