@@ -142,6 +142,22 @@ def test_start_clip_and_rate_are_chosen_by_name(library):
         GaitPlanner(library, dt=DT, start_clip="myosuite_walk_a")
 
 
+def test_the_planner_reads_the_library_it_is_given(library, tmp_path):
+    from dataclasses import replace
+
+    from kinesis_tasks.motions import save_library
+
+    stand = library["stand_still"]  # a library whose "myosuite_start" is the GaitAnalysisToolKit start
+    clips = dict(library, myosuite_start=replace(library["gaitanalysis_start"], name="myosuite_start"))
+    save_library(tmp_path / "lib.npz", clips.values(), {"train": list(clips)})
+    planner = GaitPlanner(dt=DT, start_clip="myosuite_start", library=str(tmp_path / "lib.npz"))
+    expected = GaitPlanner(dt=DT, start_clip="gaitanalysis_start")
+    np.testing.assert_allclose(planner.start_clip.keypoints, expected.start_clip.keypoints)
+    save_library(tmp_path / "stand.npz", [stand], {"train": [stand.name]})
+    with pytest.raises(ValueError, match="has no start, stop, straight walk clip"):
+        GaitPlanner(dt=DT, library=str(tmp_path / "stand.npz"))
+
+
 def test_an_unknown_reference_is_a_clear_error():
     from kinesis_tasks.tasks.directional import DirectionalConfig
 
