@@ -203,8 +203,11 @@ def _mirror(args: argparse.Namespace) -> int:
     from kinesis_tasks.motions import load_library, parse_library_spec, save_library
     from kinesis_tasks.motions.mirror import mirror_motion
 
+    from kinesis_tasks.embodiment import load_embodiment
+
     originals = list(load_library(*parse_library_spec(args.library)).values())
-    motions = ([] if args.only_mirrored else originals) + [mirror_motion(m) for m in originals]
+    models = {name: load_embodiment(name) for name in {m.embodiment for m in originals if m.embodiment}}
+    motions = ([] if args.only_mirrored else originals) + [mirror_motion(m, models.get(m.embodiment)) for m in originals]
     save_library(args.out, motions, {"train": [m.name for m in motions]})
     print(f"wrote {len(motions)} motions to {args.out} ({len(originals)} mirror images"
           f"{'' if args.only_mirrored else ' and their originals'})")

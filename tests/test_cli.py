@@ -64,12 +64,15 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
     assert result.returncode == 2 and "checkpoint not found" in result.stderr
 
 
-def test_checkpoint_widen_writes_a_wider_checkpoint_and_refuses_a_narrower_one(tmp_path):
-    result = kinesis("checkpoint", "widen", str(CONFORMANCE / "policy_lattice.pt"), str(tmp_path / "w.pth"), "--units", "96,80")
-    assert result.returncode == 0, result.stderr
-    assert "policy MLP:  96-80" in kinesis("checkpoint", "info", str(tmp_path / "w.pth")).stdout
-    result = kinesis("checkpoint", "widen", str(CONFORMANCE / "policy_lattice.pt"), str(tmp_path / "n.pth"), "--units", "32,48")
-    assert result.returncode == 2 and "hidden widths [64, 48]" in result.stderr and not (tmp_path / "n.pth").exists()
+def test_checkpoint_widen_writes_a_wider_checkpoint_and_refuses_a_narrower_one(tmp_path, capsys):
+    from kinesis.cli import main
+
+    source = str(CONFORMANCE / "policy_lattice.pt")
+    assert main(["checkpoint", "widen", source, str(tmp_path / "w.pth"), "--units", "96,80"]) == 0
+    assert main(["checkpoint", "info", str(tmp_path / "w.pth")]) == 0
+    assert "policy MLP:  96-80" in capsys.readouterr().out
+    assert main(["checkpoint", "widen", source, str(tmp_path / "n.pth"), "--units", "32,48"]) == 2
+    assert "hidden widths [64, 48]" in capsys.readouterr().err and not (tmp_path / "n.pth").exists()
 
 
 def test_bench_writes_results_with_ratio(tmp_path):

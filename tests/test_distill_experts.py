@@ -1,10 +1,11 @@
 """scripts/distill_experts.py: DAgger rounds write a student per iteration and a log; teachers are checked."""
 
+import importlib.util
 import json
-import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from kinesis_tasks.bundled import resolve_policy
@@ -13,25 +14,34 @@ from kinesis_training.checkpoint import load_checkpoint
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "distill_experts.py"
 
 
-def distill(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=300)
+@pytest.fixture
+def distill(monkeypatch):
+    spec = importlib.util.spec_from_file_location("distill_experts", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    threads = torch.get_num_threads()  # the script runs torch on one thread
+
+    def run(*args: str) -> None:
+        monkeypatch.setattr(sys, "argv", ["distill_experts.py", *args])
+        module.main()
+
+    yield run
+    torch.set_num_threads(threads)
 
 
-def test_a_student_taught_by_itself_stays_itself_and_another_teacher_moves_it(tmp_path):
+def test_a_student_taught_by_itself_stays_itself_and_another_teacher_moves_it(tmp_path, distill):
     bundle = str(resolve_policy(None).checkpoint)
-    common = ("--student", bundle, "--motions", "default:train", "--iterations", "2", "--states", "200", "--no-eval")
-    result = distill(*common, "--out", str(tmp_path / "self"))
-    assert result.returncode == 0, result.stderr
+    common = ("--student", bundle, "--motions", "default:train", "--iterations", "2", "--states", "100", "--no-eval")
+    distill(*common, "--out", str(tmp_path / "self"))
     log = [json.loads(line) for line in (tmp_path / "self" / "log.jsonl").read_text().splitlines()]
-    assert [r["iteration"] for r in log] == [1, 2] and 200 <= log[0]["states"] < log[1]["states"]
+    assert [r["iteration"] for r in log] == [1, 2] and 100 <= log[0]["states"] < log[1]["states"]
     assert log[0]["loss"] < 1e-3  # its own clipped mean action: nothing to learn
     other = str(resolve_policy(None, task="directional").checkpoint)
-    result = distill(*common, "--teacher", f"{other}=stand_still,myosuite_start", "--teacher-share", "1",
-                     "--out", str(tmp_path / "taught"))
-    assert result.returncode == 0, result.stderr
+    distill(*common, "--teacher", f"{other}=stand_still,myosuite_start", "--teacher-share", "1",
+            "--out", str(tmp_path / "taught"))
     assert json.loads((tmp_path / "taught" / "log.jsonl").read_text().splitlines()[0])["loss"] > 1e-3
     before, after = load_checkpoint(bundle).policy, load_checkpoint(tmp_path / "taught" / "model_2.pth").policy
     assert after.net.affine_layers[0].weight.shape == before.net.affine_layers[0].weight.shape
     assert not torch.equal(after.action_mean.weight, before.action_mean.weight)
-    result = distill(*common, "--teacher", f"{other}=moonwalk", "--out", str(tmp_path / "bad"))
-    assert result.returncode != 0 and "motions ['moonwalk'] are not in default:train" in result.stderr
+    with pytest.raises(SystemExit, match=r"motions \['moonwalk'\] are not in default:train"):
+        distill(*common, "--teacher", f"{other}=moonwalk", "--out", str(tmp_path / "bad"))
