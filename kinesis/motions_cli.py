@@ -200,10 +200,9 @@ def _from_task(args: argparse.Namespace) -> int:
 
 
 def _mirror(args: argparse.Namespace) -> int:
+    from kinesis_tasks.embodiment import load_embodiment
     from kinesis_tasks.motions import load_library, parse_library_spec, save_library
     from kinesis_tasks.motions.mirror import mirror_motion
-
-    from kinesis_tasks.embodiment import load_embodiment
 
     originals = list(load_library(*parse_library_spec(args.library)).values())
     models = {name: load_embodiment(name) for name in {m.embodiment for m in originals if m.embodiment}}

@@ -32,10 +32,10 @@ GAUGES = ("train", "test", "holdout", "directional", "reach")
 
 
 def motion_gauge(library: str, starts: int) -> Callable[[Path], dict[str, Any]]:
-    from kinesis_training.inference import CheckpointPolicy
     from kinesis_tasks.evaluation import evaluate
     from kinesis_tasks.metrics import summarize
     from kinesis_tasks.motions import load_library, parse_library_spec
+    from kinesis_training.inference import CheckpointPolicy
 
     name, split = parse_library_spec(library)
     motions = load_library(name, split=split)
@@ -46,8 +46,8 @@ def motion_gauge(library: str, starts: int) -> Callable[[Path], dict[str, Any]]:
 
 
 def task_gauge(task: str, goals: int, seed: int) -> Callable[[Path], dict[str, Any]]:
-    from kinesis_training.inference import CheckpointPolicy
     from kinesis_tasks.evaluation import evaluate_task, summarize_tasks
+    from kinesis_training.inference import CheckpointPolicy
 
     def run(checkpoint: Path) -> dict[str, Any]:
         return summarize_tasks(evaluate_task(task, CheckpointPolicy(str(checkpoint)), goals=goals, seed=seed))

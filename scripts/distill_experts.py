@@ -23,6 +23,7 @@ One process, one core: ~30 s per 20,000 states with the evaluation.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import time
 from pathlib import Path
@@ -60,8 +61,8 @@ def main() -> None:
     parser.add_argument("--no-eval", action="store_true", help="skip the evaluation after each iteration")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    if args.iterations < 1 or args.states < 1 or not 0.0 <= args.teacher_share <= 1.0:
-        parser.error("--iterations and --states must be >= 1 and --teacher-share within [0, 1]")
+    if min(args.iterations, args.states, args.epochs) < 1 or not 0.0 <= args.teacher_share <= 1.0:
+        parser.error("--iterations, --states and --epochs must be >= 1 and --teacher-share within [0, 1]")
     run(args)
 
 
@@ -80,7 +81,7 @@ def run(args: argparse.Namespace) -> None:
     motions = load_library(library, split=split)
     student_checkpoint = load_checkpoint(args.student)
     student, critic = student_checkpoint.policy, student_checkpoint.critic
-    teachers, teacher_of = [load_checkpoint(args.student).policy], {}  # a frozen copy: the student changes
+    teachers, teacher_of = [copy.deepcopy(student)], {}  # a frozen copy: the student changes
     for checkpoint, names in args.teacher:
         unknown = sorted(set(names) - set(motions))
         if unknown:
@@ -124,7 +125,6 @@ def run(args: argparse.Namespace) -> None:
     def fit() -> float:
         x, y = torch.as_tensor(np.concatenate(observations)), torch.as_tensor(np.concatenate(labels))
         student.train()
-        total = 0.0
         for _ in range(args.epochs):
             order, total = torch.randperm(len(x)), 0.0
             for i in range(0, len(x), 1024):

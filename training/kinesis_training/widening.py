@@ -52,9 +52,10 @@ def widen_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, units: Sequ
         if len(units) != len(have) or any(u < h for u, h in zip(units, have)):
             raise ValueError(f"{src}: the {name} has hidden widths {list(have)}; widths {list(units)} must have "
                              f"as many layers, each at least as wide")
-    torch.manual_seed(seed)
-    policy, critic = build_modules(replace(old.spec, mlp_units=units, critic_units=units,
-                                                   latent_dim=units[-1] if old.spec.latent_dim else None))
+    with torch.random.fork_rng():  # ``seed`` draws the new units' weights, then the global generator is restored
+        torch.manual_seed(seed)
+        policy, critic = build_modules(replace(old.spec, mlp_units=units, critic_units=units,
+                                               latent_dim=units[-1] if old.spec.latent_dim else None))
     _widen_mlp(old.policy.net, policy.net)
     _widen_linear(old.policy.action_mean, policy.action_mean)
     _widen_mlp(old.critic.net, critic.net)
