@@ -16,7 +16,8 @@ teaches the motions no ``--teacher`` names), clipped to +-1.5; adds them to the 
 and fits the student (Huber loss on the mean action, clipped to +-1.5 in value with the gradient passed through,
 ``--epochs`` passes of Adam). The student starts as ``--student`` and keeps its observation normalizer; each
 teacher normalizes with its own. Writes ``model_<iteration>.pth`` (the student with ``--student``'s critic) and
-``log.jsonl`` (loss and, unless ``--no-eval``, ``kinesis eval`` over ``--eval-starts`` starts of the motions).
+``log.jsonl`` (loss and, unless ``--no-eval``, ``kinesis eval`` over ``--eval-starts`` starts of the motions) and
+its plot ``curve.png``.
 One process, one core: ~30 s per 20,000 states with the evaluation.
 """
 
@@ -74,6 +75,7 @@ def run(args: argparse.Namespace) -> None:
     from kinesis_tasks.metrics import summarize
     from kinesis_tasks.motions import load_library, parse_library_spec
     from kinesis_training.checkpoint import load_checkpoint, save_checkpoint
+    from kinesis_training.curves import plot_distillation
     from kinesis_training.inference import CheckpointPolicy
 
     torch.set_num_threads(1)
@@ -158,6 +160,7 @@ def run(args: argparse.Namespace) -> None:
         record["wall_s"] = round(time.time() - started, 1)
         log.write(json.dumps(record) + "\n")
         log.flush()
+        plot_distillation(args.out / "log.jsonl", args.out / "curve.png")
         print(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items()), flush=True)
 
 

@@ -9,7 +9,8 @@ Usage:
 the same ones the default library replays; the clips of ``--with`` (default ``default:train``; ``none``) are
 added unchanged. Every motion of the output is in its ``train`` split: never add test clips. The same seed
 gives the same file on every machine; another seed (``--seed 1 --count 10 --with none``) gives held-out
-clips of the same kind, to measure how a policy does on walks it was not trained on.
+clips of the same kind, to measure how a policy does on walks it was not trained on. ``--kinds start=1,stop=1``
+draws only starts and stops (a transition specialist's data).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from kinesis_tasks.motions import load_library, parse_library_spec, save_library
 from kinesis_tasks.motions.gait import myosuite_gait_cycle
 from kinesis_tasks.motions.gaitanalysis import gaitanalysis_cycle
 from kinesis_tasks.motions.kinematics import LegsKinematics
+from kinesis_tasks.motions.variants import TRANSITIONS
 from kinesis_tasks.motions.variety import random_walks
 
 from make_default_motions import trial_file
@@ -39,7 +41,17 @@ def main() -> None:
                         help="library whose clips are added unchanged (default: default:train; 'none': no base)")
     parser.add_argument("--out", type=Path, required=True, help="output library (.npz file or folder)")
     parser.add_argument("--fps", type=float, default=30.0, help="frame rate of the clips (Hz)")
+    parser.add_argument("--kinds", default=None, metavar="KIND=W,...",
+                        help="share of each kind, e.g. start=1,stop=1 (default: walk=0.7,start=0.15,stop=0.15)")
+    parser.add_argument("--transitions", choices=TRANSITIONS, default="amplitude",
+                        help="start and stop schedule: amplitude (the default library's) or cadence (the earlier one)")
     args = parser.parse_args()
+    shares = None
+    if args.kinds is not None:
+        try:
+            shares = {kind: float(weight) for kind, weight in (item.split("=") for item in args.kinds.split(","))}
+        except ValueError:
+            parser.error(f"--kinds must read KIND=WEIGHT,..., got {args.kinds!r}")
 
     kinematics = LegsKinematics("legs")
     with tempfile.TemporaryDirectory() as workdir:
@@ -47,7 +59,8 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     motions = [] if args.base == "none" else list(load_library(*parse_library_spec(args.base)).values())
     for cycle in tqdm(cycles, desc="strides"):
-        motions += random_walks(cycle, kinematics, args.fps, args.count, rng)
+        motions += random_walks(cycle, kinematics, args.fps, args.count, rng, shares=shares,
+                               transitions=args.transitions)
     path = save_library(args.out, motions, {"train": [motion.name for motion in motions]})
     print(f"wrote {len(motions)} motions to {path} ({path.stat().st_size / 1e6:.2f} MB)")
 

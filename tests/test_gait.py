@@ -20,7 +20,7 @@ POSE = np.array([[0.0, 0.0, 0.95], [0.0, 0.09, 0.45], [0.0, -0.09, 0.45], [0.0, 
 
 @pytest.fixture(scope="module")
 def library():
-    return load_library("default")
+    return load_library("planner")  # the clips the task planner composes walks from
 
 
 def follow(planner, commands, *, start=(1.0, -2.0), heading=np.pi / 2, t0=0.0):

@@ -25,6 +25,12 @@ def library():
     return load_library()
 
 
+@pytest.fixture(scope="module")
+def planner():
+    """The gait planner's embedded library: the training clips with the cadence start and stop."""
+    return load_library("planner")
+
+
 def straight_line(frames: int = 31, fps: float = 30.0, speed: float = 1.2) -> ReferenceMotion:
     times = np.arange(frames) / fps
     keypoints = np.zeros((frames, 7, 3))
@@ -92,37 +98,40 @@ def test_foot_locking_undoes_sliding():
     np.testing.assert_array_equal(locked[:, 2:], sliding[:, 2:])
 
 
-def test_starting_and_stopping_move_the_root_with_the_feet(library):
-    # Until the pace rises (start) and once it has fallen (stop), the root goes with the feet on the floor
-    # (synthesize(feet=...)): re-locking the feet leaves it where it is. The earlier clips scaled the stride's
-    # amplitude with the pace while the root kept going: 0.5-1.1 m off their legs over the ramp (now < 0.25 m).
+def test_cadence_starting_and_stopping_move_the_root_with_the_feet(planner):
+    # The planner's cadence start and stop: until the pace rises (start) and once it has fallen (stop), the
+    # root goes with the feet on the floor (synthesize(feet=...)): re-locking the feet leaves it where it is.
+    # The earlier clips scaled the stride's amplitude with the pace while the root kept going: 0.5-1.1 m off
+    # their legs over the ramp (now < 0.25 m).
     from kinesis_tasks.motions.kinematics import LegsKinematics
 
     kinematics = LegsKinematics("legs")
-    fps = library["myosuite_start"].fps
+    fps = planner["myosuite_start"].fps
     still = int(round(1.4 * fps))  # standing, then the pose blended into mid-swing with the phase held
     ramp = int(round(2.3 * fps))  # and the cadence ramp
     for subject in ("myosuite", "gaitanalysis"):
         for kind in ("start", "stop"):
-            qpos = library[f"{subject}_{kind}"].qpos
+            if f"{subject}_{kind}" not in planner:
+                continue  # myosuite_stop is a test clip
+            qpos = planner[f"{subject}_{kind}"].qpos
             qpos = qpos if kind == "start" else qpos[::-1]
             locked = kinematics.foot_locked(qpos[:ramp])
             drift = np.abs((locked[:, :2] - locked[0, :2]) - (qpos[:ramp, :2] - qpos[0, :2]))
             assert drift[:still].max() < 0.01 and drift.max() < 0.25, (subject, kind, drift[:still].max(), drift.max())
 
 
-def test_lock_stance_keeps_the_stance_foot_planted(library):
+def test_lock_stance_keeps_the_stance_foot_planted(planner):
     # With lock_stance, while the pose blends between standing and mid-swing and the pace is still low, the
-    # root goes with the stride's stance foot (stance_sides): re-locking that foot leaves it where it is.
-    # Without it (the shipped library) the lowest geom carries, and during the blend the body pivots over
-    # the toes of the foot about to swing: the stance foot slides 6-7 cm.
+    # root goes with the stride's stance foot (stance_sides): re-locking that foot leaves it where it is,
+    # except where that would move the root backward (the end of the stop). Without it (the planner's cadence clips) the lowest geom carries, and during the blend the body pivots
+    # over the toes of the foot about to swing: the stance foot slides 6-7 cm.
     from kinesis_tasks.motions.cycle import sample_periodic, stance_sides
     from kinesis_tasks.motions.gait import myosuite_gait_cycle
     from kinesis_tasks.motions.kinematics import LegsKinematics
     from kinesis_tasks.motions.variants import cycle_variants, mid_swing_phase
 
     kinematics, cycle = LegsKinematics("legs"), myosuite_gait_cycle()
-    fps = library["myosuite_start"].fps
+    fps = planner["myosuite_start"].fps
     side = sample_periodic(stance_sides(cycle, kinematics), np.array([mid_swing_phase(cycle, kinematics)]))
     assert side.tolist() == [[1.0, 0.0]]  # the left foot carries at MyoSuite's mid-swing
     end = int(round(1.8 * fps))  # still, blend, and the cadence ramp up to about half
@@ -130,12 +139,15 @@ def test_lock_stance_keeps_the_stance_foot_planted(library):
         clips = {m.name: m for m in cycle_variants(cycle, kinematics, fps, lock_stance=locked_clips)}
         for kind in ("start", "stop"):
             motion = clips[f"myosuite_{kind}"]
-            if not locked_clips:
-                np.testing.assert_array_equal(motion.qpos, library[motion.name].qpos)  # the shipped library
+            if not locked_clips and motion.name in planner:
+                np.testing.assert_array_equal(motion.qpos, planner[motion.name].qpos)  # the planner's clips
             qpos = motion.qpos if kind == "start" else motion.qpos[::-1]
             relocked = kinematics.foot_locked(qpos[:end], stance=np.repeat(side, end, axis=0))
             drift = np.abs((relocked[:, :2] - relocked[0, :2]) - (qpos[:end, :2] - qpos[0, :2])).max()
-            assert drift < 0.015 if locked_clips else drift > 0.05, (kind, locked_clips, drift)
+            if locked_clips and kind == "stop":  # the root never goes back: as the legs close the foot slides
+                assert np.diff(motion.qpos[:, 0]).min() > -1e-9 and drift < 0.1, drift
+            else:
+                assert drift < 0.015 if locked_clips else drift > 0.05, (kind, locked_clips, drift)
 
 
 def test_stance_restricts_which_foot_carries():
@@ -244,24 +256,25 @@ def test_unknown_names_and_splits_suggest_alternatives(library):
         save_library("unused.npz", [straight_line(), straight_line()])
 
 
-def test_amplitude_transitions_ramp_the_stride_and_leave_the_walks_alone(library):
-    # transitions="amplitude" (an experiment, docs/motions.md): the start and stop shorten or lengthen the stride
-    # with the cadence over AMPLITUDE_RAMP_SECONDS; the walking and turning clips are the shipped ones.
+def test_amplitude_transitions_ramp_the_stride_and_leave_the_walks_alone(library, planner):
+    # The shipped start and stop (transitions="amplitude", docs/motions.md) shorten or lengthen the stride with
+    # the cadence over AMPLITUDE_RAMP_SECONDS; the walking and turning clips are the planner's (cadence) ones.
     from kinesis_tasks.motions.gait import myosuite_gait_cycle
     from kinesis_tasks.motions.kinematics import LegsKinematics
     from kinesis_tasks.motions.variants import cycle_variants
 
     fps = library["myosuite_start"].fps
-    clips = {m.name: m for m in cycle_variants(myosuite_gait_cycle(), LegsKinematics("legs"), fps,
-                                              transitions="amplitude")}
-    for name in ("myosuite_walk_a", "myosuite_turn_left"):
-        np.testing.assert_array_equal(clips[name].keypoints, library[name].keypoints)
+    for name in ("myosuite_walk_a", "myosuite_turn_left", "gaitanalysis_walk_a"):
+        np.testing.assert_array_equal(library[name].keypoints, planner[name].keypoints)
     still = int(fps)  # 1 s standing before the start's ramp and after the stop's
-    start, stop = clips["myosuite_start"].keypoints, clips["myosuite_stop"].keypoints
+    start, stop = library["myosuite_start"].keypoints, library["myosuite_stop"].keypoints
     assert np.ptp(start[:still], axis=0).max() < 1e-9 and np.ptp(stop[-still:], axis=0).max() < 1e-9
     ankles = [library["myosuite_start"].body_names.index(f"talus_{side}") for side in "lr"]
     gap = np.abs(start[:, ankles[0], 0] - start[:, ankles[1], 0])  # the stride opens as the pace rises
     walking = gap[-int(fps):].max()
     assert gap[still + int(0.4 * fps)] < 0.3 * walking and start[-1, 0, 0] > 1.5
+    for subject in ("myosuite", "gaitanalysis"):  # the root never goes backward (it did at MyoSuite's stance switch)
+        for kind in ("start", "stop"):
+            assert np.diff(library[f"{subject}_{kind}"].qpos[:, 0]).min() > -1e-9, (subject, kind)
     with pytest.raises(ValueError, match="transitions must be one of"):
         cycle_variants(myosuite_gait_cycle(), LegsKinematics("legs"), fps, transitions="abrupt")

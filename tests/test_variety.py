@@ -52,3 +52,22 @@ def test_speeds_stay_in_range_and_starts_and_stops_stand_still(setup):
         still = planar[:second] if kind == "start" else planar[-second:]
         if kind != "walk":
             assert still.max() < 1e-9, motion.name
+
+
+def test_amplitude_transitions_only_when_asked(setup):
+    # shares={start, stop} draws transitions only; transitions="amplitude" builds them as the default library's:
+    # 1 s still (start: first, stop: last), the stride then opening (start) or closing (stop) with the pace.
+    cycle, kinematics = setup
+    motions = random_walks(cycle, kinematics, 30.0, 6, np.random.default_rng(5), shares={"start": 1, "stop": 1},
+                           transitions="amplitude")
+    assert {m.name.split("_")[1] for m in motions} == {"start", "stop"}
+    for motion in motions:
+        qpos = motion.qpos if motion.name.split("_")[1] == "start" else motion.qpos[::-1]
+        second = int(motion.fps)
+        assert np.ptp(qpos[:second], axis=0).max() < 1e-9, motion.name
+        stride = np.abs(qpos[:, 7:] - qpos[0, 7:]).max(axis=1)  # joint angles away from standing
+        assert stride[second + 6] < 0.3 * stride[-second:].max(), motion.name
+    with pytest.raises(ValueError, match="shares must weigh kinds of"):
+        random_walks(cycle, kinematics, 30.0, 2, np.random.default_rng(0), shares={"jump": 1.0})
+    with pytest.raises(ValueError, match="transitions must be one of"):
+        random_walks(cycle, kinematics, 30.0, 2, np.random.default_rng(0), transitions="abrupt")

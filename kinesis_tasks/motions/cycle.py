@@ -77,7 +77,9 @@ def synthesize(cycle: GaitCycle, kinematics: LegsKinematics, *, name: str, text:
     instead of the cycle's root velocity scaled by ``speed`` (with its lateral sway). The feet that carry
     are the lowest geoms of either foot, or with ``lock_stance`` the stance foot of the cycle's
     ``stance_sides`` at each frame's phase: free of foot sliding whatever the schedules (the lowest geom
-    can be the toes of the foot about to swing, which slides the stance foot; docs/motions.md).
+    can be the toes of the foot about to swing, which slides the stance foot; docs/motions.md); with
+    ``lock_stance`` the root also never moves backward (on a stride without double support the foot taking
+    over is still swinging forward at the switch and would pull the root back).
     """
     speed, weight, yaw_rate = (np.asarray(a, dtype=np.float64) for a in (speed, weight, yaw_rate))
     cadence = speed if cadence is None else np.asarray(cadence, dtype=np.float64)
@@ -99,6 +101,8 @@ def synthesize(cycle: GaitCycle, kinematics: LegsKinematics, *, name: str, text:
         stance = sample_periodic(stance_sides(cycle, kinematics), phase) if lock_stance else None
         locked = kinematics.foot_locked(qpos, stance=stance)
         steps = share * np.diff(locked[:, :2], axis=0) + (1 - share) * np.diff(planar, axis=0)
+        if lock_stance:  # the stance switch of a stride without double support would pull the root back
+            steps -= np.minimum(np.sum(steps * heading[1:], axis=1), 0.0)[:, None] * heading[1:]
         qpos[:, :2] = planar[0] + np.concatenate([np.zeros((1, 2)), np.cumsum(steps, axis=0)])
     keypoints, clearance = kinematics.keypoints(qpos)
     qpos[:, 2] -= clearance

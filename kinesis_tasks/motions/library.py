@@ -7,7 +7,8 @@ A library is either
 * a folder of ``.npz`` files (single motions or library files), with optional
   ``<split>.txt`` files listing motion names one per line (like the KIT key lists).
 
-``"default"`` names the library embedded in the package (see ``default_library_path``).
+``"default"`` names the library embedded in the package (see ``default_library_path``); ``"planner"`` the
+gait planner's clips embedded beside it (``packaged_library_path``).
 """
 
 from __future__ import annotations
@@ -35,16 +36,26 @@ LIBRARY_FORMAT = "kinesis-motion-library-1"
 Splits = dict[str, tuple[str, ...]]
 
 
+PACKAGED_LIBRARIES = ("default", "planner")
+
+
+def packaged_library_path(name: str) -> Path:
+    """Path of a library embedded in the package (``kinesis_tasks/data/motions/<name>.npz``)."""
+    return Path(str(resources.files("kinesis_tasks") / "data" / "motions" / f"{name}.npz"))
+
+
 def default_library_path() -> Path:
     """Path of the embedded default library (``kinesis_tasks/data/motions/default.npz``)."""
-    return Path(str(resources.files("kinesis_tasks") / "data" / "motions" / "default.npz"))
+    return packaged_library_path("default")
 
 
 def resolve_library(path_or_name: str | Path) -> Path:
-    """``"default"`` -> the embedded library; otherwise the path (FileNotFoundError if missing)."""
-    path = default_library_path() if str(path_or_name) == "default" else Path(path_or_name).expanduser()
+    """A ``PACKAGED_LIBRARIES`` name -> the embedded library; otherwise the path (FileNotFoundError if missing)."""
+    name = str(path_or_name)
+    path = packaged_library_path(name) if name in PACKAGED_LIBRARIES else Path(path_or_name).expanduser()
     if not path.exists():
-        raise FileNotFoundError(f"motion library not found: {path} (use 'default' or a .npz file or folder)")
+        raise FileNotFoundError(f"motion library not found: {path} (use {' or '.join(map(repr, PACKAGED_LIBRARIES))}"
+                                " or a .npz file or folder)")
     return path
 
 

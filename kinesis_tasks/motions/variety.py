@@ -12,7 +12,8 @@ walk        speed and yaw rate vary smoothly through knots every ``KNOT_SECONDS`
             (speed in ``SPEED_RANGE``, yaw rate in ``YAW_RATE_RANGE`` or straight), any
             starting phase
 start       still, then the ``variants`` start into a random speed and yaw rate (with
-            ``lock_stance``: the stance foot stays planted)
+            ``lock_stance``: the stance foot stays planted); ``transitions="amplitude"`` (the
+            shipped library's): the stride and cadence ramp up together from a random phase
 stop        walking at a random speed and yaw rate, then the ``variants`` stop (``lock_stance``)
 =========== ================================================================================
 
@@ -27,8 +28,8 @@ import numpy as np
 from kinesis_tasks.motions.cycle import GaitCycle, synthesize
 from kinesis_tasks.motions.kinematics import LegsKinematics
 from kinesis_tasks.motions.motion import ReferenceMotion
-from kinesis_tasks.motions.variants import (frame_count, mid_swing_phase, phases_walked, smoothstep,
-                                            starting_schedule)
+from kinesis_tasks.motions.variants import (TRANSITIONS, amplitude_schedule, frame_count, mid_swing_phase,
+                                            phases_walked, smoothstep, starting_schedule)
 
 CLIP_SECONDS = 6.0
 KNOT_SECONDS = 2.0
@@ -39,16 +40,27 @@ KIND_SHARES = {"walk": 0.7, "start": 0.15, "stop": 0.15}
 
 
 def random_walks(cycle: GaitCycle, kinematics: LegsKinematics, fps: float, count: int,
-                 rng: np.random.Generator) -> list[ReferenceMotion]:
-    """``count`` clips of ``cycle`` along random schedules (module docstring), named ``<cycle>_<kind>_<k>``."""
-    kinds = rng.choice(list(KIND_SHARES), size=count, p=list(KIND_SHARES.values()))
+                 rng: np.random.Generator, *, shares: dict[str, float] | None = None,
+                 transitions: str = "cadence") -> list[ReferenceMotion]:
+    """``count`` clips of ``cycle`` along random schedules (module docstring), named ``<cycle>_<kind>_<k>``.
+
+    ``shares``: kind -> weight (default ``KIND_SHARES``); ``transitions``: the start and stop schedule,
+    "cadence" or "amplitude" (``variants``)."""
+    if transitions not in TRANSITIONS:
+        raise ValueError(f"transitions must be one of {TRANSITIONS}, got {transitions!r}")
+    shares = KIND_SHARES if shares is None else shares
+    if not shares or set(shares) - set(KIND_SHARES) or min(shares.values()) < 0 or sum(shares.values()) <= 0:
+        raise ValueError(f"shares must weigh kinds of {sorted(KIND_SHARES)}, got {shares}")
+    weights = np.array(list(shares.values()), dtype=np.float64)
+    kinds = rng.choice(list(shares), size=count, p=weights / weights.sum())
     swing = mid_swing_phase(cycle, kinematics)
-    return [_clip(cycle, kinematics, fps, str(kind), index, rng, swing) for index, kind in enumerate(kinds)]
+    return [_clip(cycle, kinematics, fps, str(kind), index, rng, swing, transitions)
+            for index, kind in enumerate(kinds)]
 
 
 def _clip(cycle: GaitCycle, kinematics: LegsKinematics, fps: float, kind: str, index: int,
-          rng: np.random.Generator, swing: float) -> ReferenceMotion:
-    """One clip of ``kind``; ``swing``: the stride's mid-swing phase, where starts begin and stops end."""
+          rng: np.random.Generator, swing: float, transitions: str) -> ReferenceMotion:
+    """One clip of ``kind``; ``swing``: the stride's mid-swing phase, where cadence starts begin and stops end."""
     frames = frame_count(CLIP_SECONDS, fps)
     options: dict = {}
     if kind == "walk":
@@ -56,6 +68,16 @@ def _clip(cycle: GaitCycle, kinematics: LegsKinematics, fps: float, kind: str, i
         weight = np.ones(frames)
         options["start_phase"] = float(rng.uniform())
         text = "walk with changing speed and heading"
+    elif transitions == "amplitude":
+        target = rng.uniform(*SPEED_RANGE)
+        weight, pace = amplitude_schedule(frames, fps)
+        yaw_rate = np.full(frames, rng.uniform(*YAW_RATE_RANGE) if rng.uniform() > STRAIGHT_SHARE else 0.0)
+        if kind == "stop":
+            weight, pace = weight[::-1], pace[::-1]
+        speed, yaw_rate = target * weight * pace, yaw_rate * weight
+        options.update(start_phase=float(rng.uniform()), cadence=target / cycle.speed * pace, feet=1.0 - weight,
+                       lock_stance=True)
+        text = "start walking from standing still" if kind == "start" else "stop walking and stand still"
     else:
         target = rng.uniform(*SPEED_RANGE)
         weight, cadence = starting_schedule(frames, fps)

@@ -67,14 +67,14 @@ class GaitCommand:
 
 class GaitPlanner:
     """Commands -> the reference (positions, velocities [K, 3]) for the next control step; see the module
-    docstring. ``motions`` default: the training split of ``library`` ('default' or a library path; the test
-    clips stay unseen by anything trained on planned walks, `kinesis motions from-task`)."""
+    docstring. ``motions`` default: the training split of ``library`` ('planner', 'default' or a library path;
+    the test clips stay unseen by anything trained on planned walks, `kinesis motions from-task`)."""
 
     def __init__(self, motions: Mapping[str, ReferenceMotion] | None = None, *, dt: float,
                  bodies: Sequence[str] = TRACKED_BODIES, start_clip: str | None = None, start_rate: float = 1.0,
                  stop_clip: str | None = None, speed_clamp: tuple[float, float] = (0.6, 1.6),
                  min_speed: float = 0.3, align_time: float = 1.0, horizon: float = 20.0,
-                 paced_start: bool = True, library: str = "default") -> None:
+                 paced_start: bool = True, library: str = "planner") -> None:
         motions = dict(load_library(library, split="train") if motions is None else motions)
         profiles = {name: clip_profile(motion) for name, motion in motions.items()}
         self.walks = sorted(((p.speed, motions[n]) for n, p in profiles.items() if p.kind == "walk" and p.turn == 0),

@@ -64,6 +64,8 @@ LABELS_FILE = Path(__file__).with_name("text_labels.yaml")
 _SIDE = re.compile(r"\b(left|right)\b")
 #: A clip moves where its smoothed root speed exceeds this (m/s); it turns when |yaw rate| exceeds TURNING.
 MOVING_SPEED, TURNING = 0.2, 0.1
+#: Raw root speed (m/s) above which a clip's movement begins or ends (``still_lead``, ``still_tail``).
+ONSET_SPEED = 0.01
 #: Seconds at the end of one piece and the start of the next searched for the join (``append``).
 JOIN_WINDOW_S = 1.0
 #: Yaw rate (rad/s) of a curve bent into a straight walk when the library has no turning clip.
@@ -198,6 +200,11 @@ def clip_profile(motion: ReferenceMotion) -> ClipProfile:
         return ClipProfile("stand", 0.0, 0.0, motion.duration, motion.duration)
     first, last = int(moving[0]), int(moving[-1])
     lead, tail = first / motion.fps, (motion.num_frames - 1 - last) / motion.fps
+    onset, end = first, last  # where a slow ramp begins and ends, not where it is fast
+    while onset > 0 and speed[onset - 1] > ONSET_SPEED:
+        onset -= 1
+    while end < len(speed) - 1 and speed[end + 1] > ONSET_SPEED:
+        end += 1
     if motion.root_quat is not None:
         heading = np.unwrap(facing_heading(motion.root_quat))
     else:  # direction of travel
@@ -211,7 +218,7 @@ def clip_profile(motion: ReferenceMotion) -> ClipProfile:
         speed_ = float(np.linalg.norm(np.diff(root[first:last + 1], axis=0), axis=1).sum()) / span
     else:  # the steady part, not the ramp
         speed_ = float(np.mean(smooth[smooth >= 0.9 * smooth.max()]))
-    return ClipProfile(kind, speed_, rate, lead, tail)
+    return ClipProfile(kind, speed_, rate, onset / motion.fps, (motion.num_frames - 1 - end) / motion.fps)
 
 
 @dataclass(frozen=True)

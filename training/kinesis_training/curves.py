@@ -1,6 +1,7 @@
 """Learning curves of training runs (``metrics.jsonl``) as one PNG: episode length and MPJPE against samples
 and against training wall time, and, when a run has them (``eval_every``), the ``kinesis eval`` success rate
-and MPJPE on the training motions against samples. ``kinesis train curves`` is its command line."""
+and MPJPE on the training motions against samples. ``kinesis train curves`` is its command line.
+``plot_distillation`` draws a distillation log (``scripts/distill_experts.py``)."""
 
 from __future__ import annotations
 
@@ -65,3 +66,35 @@ def _column(rows: Sequence[Mapping[str, float]], x_key: str) -> np.ndarray:
     """Samples in millions or wall time in hours."""
     x = np.array([row.get(x_key, np.nan) for row in rows], dtype=np.float64)
     return x / 1e6 if x_key == "samples" else x / 3600.0
+
+
+DISTILLATION_PANELS = (("loss", "loss (Huber, clipped mean action)"),
+                       (("eval/success_rate", "eval/taught_success", "eval/other_success"), "kinesis eval: success"),
+                       ("eval/mpjpe_mm", "kinesis eval: MPJPE (mm)"))
+
+
+def plot_distillation(log: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """Writes the curve of a distillation ``log.jsonl`` to ``out``: loss, evaluation success (all motions, the
+    teachers' motions, the others) and MPJPE against the states collected; returns its path."""
+    import json
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    rows = [json.loads(line) for line in Path(log).read_text().splitlines() if line.strip()]
+    figure = Figure(figsize=(15, 4), tight_layout=True)
+    FigureCanvasAgg(figure)
+    states = np.array([row["states"] for row in rows], dtype=np.float64) / 1e3
+    for ax, (keys, label) in zip(figure.subplots(1, 3), DISTILLATION_PANELS):
+        for key in (keys,) if isinstance(keys, str) else keys:
+            values = np.array([row.get(key, np.nan) for row in rows], dtype=np.float64)
+            if np.isfinite(values).any():
+                ax.plot(states, values, marker=".", label=key.removeprefix("eval/"))
+        ax.set_xlabel("states collected (thousands)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        if not isinstance(keys, str):
+            ax.legend(fontsize=8)
+    out = Path(out)
+    figure.savefig(out, dpi=90)
+    return out
