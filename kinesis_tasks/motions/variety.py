@@ -68,27 +68,23 @@ def _clip(cycle: GaitCycle, kinematics: LegsKinematics, fps: float, kind: str, i
         weight = np.ones(frames)
         options["start_phase"] = float(rng.uniform())
         text = "walk with changing speed and heading"
-    elif transitions == "amplitude":
-        target = rng.uniform(*SPEED_RANGE)
-        weight, pace = amplitude_schedule(frames, fps)
-        yaw_rate = np.full(frames, rng.uniform(*YAW_RATE_RANGE) if rng.uniform() > STRAIGHT_SHARE else 0.0)
-        if kind == "stop":
-            weight, pace = weight[::-1], pace[::-1]
-        speed, yaw_rate = target * weight * pace, yaw_rate * weight
-        options.update(start_phase=float(rng.uniform()), cadence=target / cycle.speed * pace, feet=1.0 - weight,
-                       lock_stance=True)
-        text = "start walking from standing still" if kind == "start" else "stop walking and stand still"
     else:
         target = rng.uniform(*SPEED_RANGE)
-        weight, cadence = starting_schedule(frames, fps)
-        yaw_rate = np.full(frames, rng.uniform(*YAW_RATE_RANGE) if rng.uniform() > STRAIGHT_SHARE else 0.0)
-        if kind == "stop":
-            weight, cadence = weight[::-1], cadence[::-1]
-            swing -= phases_walked(cycle, cadence, target / cycle.speed, fps)
-        speed = target * cadence
-        yaw_rate = yaw_rate * cadence
-        options.update(start_phase=swing, feet=1.0 - cadence, lock_stance=True)
+        yaw = rng.uniform(*YAW_RATE_RANGE) if rng.uniform() > STRAIGHT_SHARE else 0.0
         text = "start walking from standing still" if kind == "start" else "stop walking and stand still"
+        if transitions == "amplitude":
+            weight, pace = amplitude_schedule(frames, fps)
+            weight, pace = (weight, pace) if kind == "start" else (weight[::-1], pace[::-1])
+            speed, yaw_rate = target * weight * pace, yaw * weight
+            options.update(start_phase=float(rng.uniform()), cadence=target / cycle.speed * pace, feet=1.0 - weight)
+        else:
+            weight, cadence = starting_schedule(frames, fps)
+            if kind == "stop":
+                weight, cadence = weight[::-1], cadence[::-1]
+                swing -= phases_walked(cycle, cadence, target / cycle.speed, fps)
+            speed, yaw_rate = target * cadence, yaw * cadence
+            options.update(start_phase=swing, feet=1.0 - cadence)
+        options["lock_stance"] = True
     factor = speed / cycle.speed
     return synthesize(cycle, kinematics, name=f"{cycle.name}_{kind}_{index:03d}", text=text, fps=fps,
                       speed=factor, weight=weight, yaw_rate=yaw_rate,
