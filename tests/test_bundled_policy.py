@@ -41,16 +41,17 @@ def test_the_legs_bundle_ships_with_the_package():
     patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["kinesis_tasks"]
     for name in ("model.pth", "config.yaml", "eval_test.json", "curve.png", "MODEL_CARD.md"):
         assert any(fnmatch(f"data/policies/legs/{name}", pattern) for pattern in patterns), name
-    # Reach and directional control have their own bundles (the walker's lineage): the default wherever that task
-    # runs; the kick (legs_back) has none.
-    for task in ("reach", "directional"):
-        own = bundle("legs", task)
-        assert own.folder == BUNDLE_ROOT / "legs" / task and own.control_mode == "target_length"
-        for name in ("model.pth", "config.yaml", f"eval_{task}.json", "MODEL_CARD.md"):
-            assert (own.folder / name).is_file(), name
-            assert any(fnmatch(f"data/policies/legs/{task}/{name}", pattern) for pattern in patterns), name
-        assert resolve_policy(None, "legs", task=task).checkpoint == own.checkpoint != found.checkpoint
-    assert bundle("legs", "kick") == found  # no bundle of its own: the walker
+    # Reach has its own bundle (the walker's lineage): the default wherever that task runs; directional control
+    # and the kick (legs_back) have none: the walker runs directional control (eval_directional.json).
+    own = bundle("legs", "reach")
+    assert own.folder == BUNDLE_ROOT / "legs" / "reach" and own.control_mode == "target_length"
+    for name in ("model.pth", "config.yaml", "eval_reach.json", "MODEL_CARD.md"):
+        assert (own.folder / name).is_file(), name
+        assert any(fnmatch(f"data/policies/legs/reach/{name}", pattern) for pattern in patterns), name
+    assert resolve_policy(None, "legs", task="reach").checkpoint == own.checkpoint != found.checkpoint
+    assert (found.folder / "eval_directional.json").is_file()
+    for task in ("directional", "kick"):
+        assert bundle("legs", task) == found
 
 
 def test_bundled_policy_acts_on_the_legs_observation():

@@ -9,8 +9,9 @@ import pytest
 
 from kinesis_tasks.motions import load_library
 from kinesis_tasks.tasks import DirectionalTask, ReachTask, TaskState, Twist
+from kinesis_tasks.tasks.directional import DirectionalConfig
+from kinesis_tasks.tasks.gait import GaitCommand, GaitPlanner, starting_part
 from kinesis_tasks.tasks.reach import ReachConfig
-from kinesis_tasks.tasks.gait import GaitCommand, GaitPlanner
 from kinesis_tasks.tasks.text_to_motion import clip_profile
 
 DT = 1.0 / 30.0
@@ -165,3 +166,14 @@ def test_an_unknown_reference_is_a_clear_error():
         ReachConfig(reference="walk")
     with pytest.raises(ValueError, match="directional reference must be 'gait' or 'point', got 'Gait'"):
         DirectionalConfig(reference="Gait")
+
+
+def test_each_task_plans_from_its_library():
+    # config/tasks.yaml: reach composes walks from the `planner` clips (the cadence start its bundle was tuned on),
+    # directional from the default library's (the amplitude start the walker that runs it learned).
+    for task, library in ((ReachTask(ReachConfig.from_config(), dt=DT), "planner"),
+                          (DirectionalTask(DirectionalConfig.from_config(), dt=DT), "default")):
+        start = starting_part(load_library(library)["myosuite_start"])
+        np.testing.assert_array_equal(task.planner.start_clip.keypoints, start.keypoints)
+    planned, default = (load_library(name)["myosuite_start"].keypoints for name in ("planner", "default"))
+    assert planned.shape != default.shape or not np.allclose(planned, default)  # two different start clips

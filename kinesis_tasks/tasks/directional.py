@@ -75,6 +75,8 @@ class DirectionalConfig:
     point-goal reference (root at the moving goal, the other keypoints where they are)."""
     paced_start: bool = False
     """gait: the start clip time-warped to the commanded speed (False: at its own pace; ``GaitPlanner``)."""
+    gait_library: str | None = None
+    """gait: the library the planner composes walks from (None: ``gait.library``, shared by the tasks)."""
     fall_height: float = 0.5
     k_pos: float = 200.0
     weights: Mapping[str, float] = field(default_factory=lambda: {"velocity": 1.0, "heading": 0.3, "imitation": 0.2})

@@ -222,7 +222,7 @@ def check_reference(task: str, reference: str) -> None:
 class GaitReferenced:
     """Mixin of the tasks whose reference can be a planned walk (``reference: gait``): ``planner``, built on
     first use (it loads the motion library) with the ``gait`` section of config/tasks.yaml, follows the task's
-    episodes, with the task config's ``paced_start``."""
+    episodes, with the task config's ``paced_start`` and ``gait_library`` (if set)."""
 
     dt: float
     config: Any
@@ -231,6 +231,8 @@ class GaitReferenced:
     @property
     def planner(self) -> GaitPlanner:
         if self._planner is None:
-            self._planner = GaitPlanner(dt=self.dt, paced_start=self.config.paced_start,
-                                        **load_config("tasks").get("gait", {}))
+            settings = dict(load_config("tasks").get("gait", {}))
+            if self.config.gait_library is not None:
+                settings["library"] = self.config.gait_library
+            self._planner = GaitPlanner(dt=self.dt, paced_start=self.config.paced_start, **settings)
         return self._planner

@@ -53,6 +53,8 @@ class ReachConfig:
     """gait: once reached, the body stands while the goal is within this distance (m)."""
     paced_start: bool = True
     """gait: the start clip time-warped to the commanded speed (False: at its own pace; ``GaitPlanner``)."""
+    gait_library: str | None = None
+    """gait: the library the planner composes walks from (None: ``gait.library``, shared by the tasks)."""
     fall_height: float = 0.5
     k_pos: float = 200.0
     weights: Mapping[str, float] = field(default_factory=lambda: {"progress": 1.0, "imitation": 0.2, "success": 1.0})
