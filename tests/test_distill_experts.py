@@ -37,7 +37,7 @@ def test_a_student_taught_by_itself_stays_itself_and_another_teacher_moves_it(tm
     assert [r["iteration"] for r in log] == [1, 2] and 100 <= log[0]["states"] < log[1]["states"]
     assert log[0]["loss"] < 1e-3  # its own clipped mean action: nothing to learn
     assert (tmp_path / "self" / "curve.png").read_bytes()[:4] == b"\x89PNG"
-    other = str(resolve_policy(None, task="directional").checkpoint)
+    other = str(resolve_policy(None, task="reach").checkpoint)
     distill(*common, "--teacher", f"{other}=stand_still,myosuite_start", "--teacher-share", "1",
             "--out", str(tmp_path / "taught"))
     assert json.loads((tmp_path / "taught" / "log.jsonl").read_text().splitlines()[0])["loss"] > 1e-3

@@ -93,7 +93,7 @@ def plot_distillation(log: str | os.PathLike, out: str | os.PathLike) -> Path:
         ax.set_xlabel("states collected (thousands)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
-        if not isinstance(keys, str):
+        if not isinstance(keys, str) and ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
     out = Path(out)
     figure.savefig(out, dpi=90)
