@@ -23,9 +23,9 @@ import tempfile
 from pathlib import Path
 
 from kinesis_tasks.motions import default_library_path, save_library
+from kinesis_tasks.motions.cycle import GaitCycle
 from kinesis_tasks.motions.gait import myosuite_gait_cycle
 from kinesis_tasks.motions.gaitanalysis import TRIAL_PATH, gaitanalysis_cycle
-from kinesis_tasks.motions.cycle import GaitCycle
 from kinesis_tasks.motions.kinematics import LegsKinematics
 from kinesis_tasks.motions.library import packaged_library_path
 from kinesis_tasks.motions.motion import ReferenceMotion

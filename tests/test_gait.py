@@ -160,8 +160,6 @@ def test_the_planner_reads_the_library_it_is_given(library, tmp_path):
 
 
 def test_an_unknown_reference_is_a_clear_error():
-    from kinesis_tasks.tasks.directional import DirectionalConfig
-
     with pytest.raises(ValueError, match="reach reference must be 'gait' or 'point', got 'walk'"):
         ReachConfig(reference="walk")
     with pytest.raises(ValueError, match="directional reference must be 'gait' or 'point', got 'Gait'"):

@@ -17,7 +17,7 @@ stop            "stop walking and stand still"          walking, cadence ramped 
 stand_still     "stand still"                           the standing pose (no cycle involved)
 =============== ======================================= ======================================
 
-``transitions="amplitude"`` (an experiment, not the shipped library) builds the start and stop instead
+``transitions="amplitude"`` (the default library's since 2026-12-07 #6) builds the start and stop instead
 as a walk whose stride amplitude (the blend weight) and cadence ramp together over
 ``AMPLITUDE_RAMP_SECONDS`` (cadence from half to full pace), the root with the stance foot while the
 amplitude is low (``lock_stance``): the stride shortens to nothing within about two steps, as a person
@@ -58,6 +58,12 @@ AMPLITUDE_RAMP_SECONDS, MIN_CADENCE = 1.6, 0.5
 TRANSITIONS = ("cadence", "amplitude")
 
 
+def check_transitions(transitions: str) -> None:
+    """ValueError unless ``transitions`` is one of ``TRANSITIONS``."""
+    if transitions not in TRANSITIONS:
+        raise ValueError(f"transitions must be one of {TRANSITIONS}, got {transitions!r}")
+
+
 def speed_range(text: str) -> tuple[float, float] | None:
     """Mean-speed range (m/s) a "walk forward [word]" label promises; None for other labels."""
     if not text.startswith("walk forward"):
@@ -73,12 +79,11 @@ def cycle_variants(cycle: GaitCycle, kinematics: LegsKinematics, fps: float, *,
     """All walking, turning, starting and stopping variants of one recorded stride.
 
     ``lock_stance`` (``synthesize``) keeps the stance foot planted in the start and stop clips; the
-    shipped default library is built without it (its task policies were tuned on those clips).
-    ``transitions``: "cadence" (the shipped start and stop) or "amplitude" (the module docstring; implies
-    ``lock_stance``).
+    planner's library is built without it (the task policies were tuned on those clips).
+    ``transitions``: "cadence" (the planner library's start and stop) or "amplitude" (the default library's,
+    the module docstring; implies ``lock_stance``).
     """
-    if transitions not in TRANSITIONS:
-        raise ValueError(f"transitions must be one of {TRANSITIONS}, got {transitions!r}")
+    check_transitions(transitions)
     source = f"synthetic derivative of {cycle.source}"
     motions = []
 

@@ -28,7 +28,7 @@ import numpy as np
 from kinesis_tasks.motions.cycle import GaitCycle, synthesize
 from kinesis_tasks.motions.kinematics import LegsKinematics
 from kinesis_tasks.motions.motion import ReferenceMotion
-from kinesis_tasks.motions.variants import (TRANSITIONS, amplitude_schedule, frame_count, mid_swing_phase,
+from kinesis_tasks.motions.variants import (amplitude_schedule, check_transitions, frame_count, mid_swing_phase,
                                             phases_walked, smoothstep, starting_schedule)
 
 CLIP_SECONDS = 6.0
@@ -46,8 +46,7 @@ def random_walks(cycle: GaitCycle, kinematics: LegsKinematics, fps: float, count
 
     ``shares``: kind -> weight (default ``KIND_SHARES``); ``transitions``: the start and stop schedule,
     "cadence" or "amplitude" (``variants``)."""
-    if transitions not in TRANSITIONS:
-        raise ValueError(f"transitions must be one of {TRANSITIONS}, got {transitions!r}")
+    check_transitions(transitions)
     shares = KIND_SHARES if shares is None else shares
     if not shares or set(shares) - set(KIND_SHARES) or min(shares.values()) < 0 or sum(shares.values()) <= 0:
         raise ValueError(f"shares must weigh kinds of {sorted(KIND_SHARES)}, got {shares}")
