@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(VENV)/bin/kinesis demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q -ra
+	$(PY) -m pytest -q -ra -n auto --dist loadgroup
 
 bench: $(STAMP)
 	$(VENV)/bin/kinesis bench --out bench/results.json
