@@ -71,7 +71,8 @@ def main() -> None:
     parser.add_argument("--fps", type=float, default=30.0, help="frame rate of the clips (Hz)")
     parser.add_argument("--transitions", choices=TRANSITIONS, default="amplitude",
                         help="start and stop clips of --out: amplitude (the shipped library: the stride shortens "
-                             "with the pace) or cadence (the earlier clips; docs/motions.md)")
+                             "with the pace), balanced (amplitude with a weight shift for the sagittal-plane "
+                             "stride) or cadence (the earlier clips; docs/motions.md)")
     args = parser.parse_args()
 
     print("compiling the legs embodiment ...", flush=True)

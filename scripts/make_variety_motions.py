@@ -44,7 +44,8 @@ def main() -> None:
     parser.add_argument("--kinds", default=None, metavar="KIND=W,...",
                         help="share of each kind, e.g. start=1,stop=1 (default: walk=0.7,start=0.15,stop=0.15)")
     parser.add_argument("--transitions", choices=TRANSITIONS, default="amplitude",
-                        help="start and stop schedule: amplitude (the default library's) or cadence (the earlier one)")
+                        help="start and stop schedule: amplitude (the default library's), balanced (amplitude with "
+                             "a weight shift for the sagittal-plane stride) or cadence (the earlier one)")
     args = parser.parse_args()
     shares = None
     if args.kinds is not None:

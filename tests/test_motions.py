@@ -278,3 +278,39 @@ def test_amplitude_transitions_ramp_the_stride_and_leave_the_walks_alone(library
             assert np.diff(library[f"{subject}_{kind}"].qpos[:, 0]).min() > -1e-9, (subject, kind)
     with pytest.raises(ValueError, match="transitions must be one of"):
         cycle_variants(myosuite_gait_cycle(), LegsKinematics("legs"), fps, transitions="abrupt")
+
+
+def test_a_sagittal_stride_shifts_its_weight_over_the_stance_foot():
+    # A stride recorded in the sagittal plane only (GaitAnalysisToolKit's) has no lateral sway: its slow first
+    # steps lift a foot with the pelvis between the feet, which no body can do. transitions="balanced" gives its
+    # starts and stops a weight shift toward the stance foot, the hips ab/adducting so the feet stay put.
+    from dataclasses import replace
+
+    from kinesis_tasks.motions.gait import myosuite_gait_cycle
+    from kinesis_tasks.motions.kinematics import LegsKinematics
+    from kinesis_tasks.motions.variants import BALANCE_SHIFT, cycle_variants
+
+    kinematics, recorded = LegsKinematics("legs"), myosuite_gait_cycle()
+    flat = replace(recorded, name="flat", root_velocity=recorded.root_velocity * [1.0, 0.0],
+                   angles={joint: values for joint, values in recorded.angles.items() if "adduction" not in joint})
+    assert flat.sagittal and not recorded.sagittal
+    fps = 30.0
+    shifted, plain = ({m.name: m for m in cycle_variants(flat, kinematics, fps, transitions=kind)}["flat_start"]
+                      for kind in ("balanced", "amplitude"))
+    recorded_clips = {m.name: m for m in cycle_variants(recorded, kinematics, fps, transitions="balanced")}
+    amplitude_clips = {m.name: m for m in cycle_variants(recorded, kinematics, fps, transitions="amplitude")}
+    for name in ("myosuite_start", "myosuite_stop"):  # a recorded sway is left alone
+        np.testing.assert_array_equal(recorded_clips[name].qpos, amplitude_clips[name].qpos)
+    root, ankles = 0, [shifted.body_names.index(f"talus_{side}") for side in "lr"]
+    offset = shifted.keypoints[:, root, 1] - plain.keypoints[:, root, 1]
+    assert 0.5 * BALANCE_SHIFT < np.abs(offset).max() <= BALANCE_SHIFT
+    assert np.abs(offset[: int(0.8 * fps)]).max() < 1e-5 and np.ptp(offset[-int(fps):]) < 1e-3  # none standing or walking
+    slide = np.abs(shifted.keypoints[:, ankles, 1] - plain.keypoints[:, ankles, 1]).max()
+    assert slide < 0.004, slide  # the feet stay where they were (the root moves up to ~36 mm)
+    # toward the stance foot: + (left) while the left foot carries
+    frames = np.flatnonzero(np.abs(offset) > 0.5 * BALANCE_SHIFT)
+    gaps = kinematics.foot_gaps(shifted.qpos[frames])
+    lower_left = gaps[:, 0] < gaps[:, 1] - 0.01
+    lower_right = gaps[:, 1] < gaps[:, 0] - 0.01
+    assert np.all(offset[frames][lower_left] > 0) and np.all(offset[frames][lower_right] < 0)
+    assert lower_left.any() or lower_right.any()

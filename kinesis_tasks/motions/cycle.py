@@ -49,6 +49,11 @@ class GaitCycle:
         """Mean forward speed over the cycle, m/s."""
         return float(self.root_velocity[:, 0].mean())
 
+    @property
+    def sagittal(self) -> bool:
+        """True for a stride recorded in the sagittal plane only: no lateral root motion, no hip ab/adduction."""
+        return not np.any(self.root_velocity[:, 1]) and not any("adduction" in joint for joint in self.angles)
+
     def periodic_displacement(self, axis: int) -> np.ndarray:
         """[N] zero-mean periodic displacement (m) along heading-frame ``axis`` (0 forward, 1 left)."""
         velocity = self.root_velocity[:, axis] - self.root_velocity[:, axis].mean()
@@ -69,7 +74,8 @@ def sample_periodic(values: np.ndarray, phase: np.ndarray) -> np.ndarray:
 def synthesize(cycle: GaitCycle, kinematics: LegsKinematics, *, name: str, text: str, fps: float,
                speed: np.ndarray, weight: np.ndarray, yaw_rate: np.ndarray, source: str,
                start_phase: float = 0.0, cadence: np.ndarray | None = None,
-               feet: np.ndarray | None = None, lock_stance: bool = False) -> ReferenceMotion:
+               feet: np.ndarray | None = None, lock_stance: bool = False,
+               shift: np.ndarray | None = None) -> ReferenceMotion:
     """Play ``cycle`` back at ``fps`` along per-frame schedules [T]: speed factor, blend weight, yaw rate (rad/s).
 
     ``cadence`` [T] (default: ``speed``) is the phase rate factor. ``feet`` [T] in [0, 1] (default 0) is
@@ -80,6 +86,10 @@ def synthesize(cycle: GaitCycle, kinematics: LegsKinematics, *, name: str, text:
     can be the toes of the foot about to swing, which slides the stance foot; docs/motions.md); with
     ``lock_stance`` the root also never moves backward (on a stride without double support the foot taking
     over is still swinging forward at the switch and would pull the root back).
+
+    ``shift`` [T] (m) adds a lateral weight shift of up to that amplitude toward the foot on the floor, the hips
+    ab/adducting so that the feet stay in place (``weight_shift``): a stride recorded in the sagittal plane
+    only has none, and a slow step cannot lift a foot without one.
     """
     speed, weight, yaw_rate = (np.asarray(a, dtype=np.float64) for a in (speed, weight, yaw_rate))
     cadence = speed if cadence is None else np.asarray(cadence, dtype=np.float64)
@@ -96,6 +106,14 @@ def synthesize(cycle: GaitCycle, kinematics: LegsKinematics, *, name: str, text:
     root_quat = root_orientation(yaw, tilt[:, 0], tilt[:, 1])
     angles = {joint: weight * sample_periodic(values, phase) for joint, values in cycle.angles.items()}
     qpos = kinematics.qpos(root_pos, root_quat, angles)
+    if shift is not None:
+        lateral, adduction = weight_shift(kinematics, qpos, np.asarray(shift, dtype=np.float64), fps)
+        planar += lateral[:, None] * left
+        root_pos[:, :2] = planar
+        for side, sign in (("l", 1.0), ("r", -1.0)):
+            joint = f"hip_adduction_{side}"
+            angles[joint] = angles.get(joint, 0.0) + sign * adduction
+        qpos = kinematics.qpos(root_pos, root_quat, angles)
     if feet is not None:
         share = np.asarray(feet, dtype=np.float64)[1:, None]
         stance = sample_periodic(stance_sides(cycle, kinematics), phase) if lock_stance else None
@@ -110,6 +128,22 @@ def synthesize(cycle: GaitCycle, kinematics: LegsKinematics, *, name: str, text:
     return ReferenceMotion(name=name, fps=fps, keypoints=keypoints, body_names=kinematics.bodies,
                            root_quat=root_quat, qpos=qpos, embodiment=kinematics.embodiment, text=text,
                            source=source, licence=cycle.licence)
+
+
+def weight_shift(kinematics: LegsKinematics, qpos: np.ndarray, amplitude: np.ndarray, fps: float, *,
+                 gap_scale: float = 0.01, window: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+    """[T] lateral root offset (m, + left) of ``qpos`` [T, nq] toward the foot on the floor, ``amplitude`` [T] (m) at
+    most, and [T] the left hip adduction (rad; the right hip's is its negative) that keeps the feet in place.
+
+    The side is tanh of the feet's height difference over ``gap_scale`` (m), averaged over ``window`` (s)
+    centred on each frame: the weight moves over the stance foot just before the other one lifts.
+    """
+    gaps = kinematics.foot_gaps(qpos)
+    side = np.tanh((gaps[:, 1] - gaps[:, 0]) / gap_scale)  # +1: the right foot is up, the left one carries
+    reach = max(1, int(round(0.5 * window * fps)))
+    padded = np.concatenate([np.full(reach, side[0]), side, np.full(reach, side[-1])])
+    lateral = amplitude * np.convolve(padded, np.ones(2 * reach + 1) / (2 * reach + 1), "valid")
+    return lateral, np.arcsin(np.clip(lateral / kinematics.leg_length, -1.0, 1.0))
 
 
 def cycle_poses(cycle: GaitCycle, kinematics: LegsKinematics) -> np.ndarray:

@@ -55,6 +55,13 @@ class LegsKinematics:
         """[nq] the embodiment's rest pose (feet flat on the floor, facing -y)."""
         return self.model.qpos0.copy()
 
+    @property
+    def leg_length(self) -> float:
+        """Height (m) of the hip joint centre (the femur's origin) above the ankle (talus) in the rest pose."""
+        self.data.qpos[:] = self.model.qpos0
+        mujoco.mj_kinematics(self.model, self.data)
+        return float(self.data.xpos[self.model.body("femur_l").id, 2] - self.data.xpos[self.model.body("talus_l").id, 2])
+
     def qpos(self, root_pos: np.ndarray, root_quat: np.ndarray, angles: Mapping[str, np.ndarray]) -> np.ndarray:
         """[T, nq] joint positions from root position [T, 3] (m), root_quat [T, 4] and joint angles [T] (rad)."""
         root_pos = np.asarray(root_pos, dtype=np.float64)

@@ -21,7 +21,10 @@ stand_still     "stand still"                           the standing pose (no cy
 as a walk whose stride amplitude (the blend weight) and cadence ramp together over
 ``AMPLITUDE_RAMP_SECONDS`` (cadence from half to full pace), the root with the stance foot while the
 amplitude is low (``lock_stance``): the stride shortens to nothing within about two steps, as a person
-stops, instead of a full stride slowed to a standstill (docs/motions.md).
+stops, instead of a full stride slowed to a standstill (docs/motions.md). ``transitions="balanced"`` is
+"amplitude" plus, for a stride recorded in the sagittal plane only (``GaitCycle.sagittal``: GaitAnalysisToolKit's),
+a lateral weight shift over the stance foot of up to ``BALANCE_SHIFT`` at the first step (``balance_schedule``,
+``cycle.weight_shift``): such a stride has no sway, and a slow step cannot lift a foot without one.
 
 Time-warping keeps the stride length and scales the cadence, so the speed words
 map to these mean root speeds (``SPEED_WORDS``): slowly 0.5-1.0 m/s, no word
@@ -55,7 +58,8 @@ TURN_RATE = 0.4
 WALK_SECONDS, TURN_SECONDS, START_SECONDS, STAND_SECONDS = 5.0, 6.0, 4.5, 3.0
 STILL_SECONDS, BLEND_SECONDS, RAMP_SECONDS = 1.0, 0.4, 0.8
 AMPLITUDE_RAMP_SECONDS, MIN_CADENCE = 1.6, 0.5
-TRANSITIONS = ("cadence", "amplitude")
+BALANCE_SHIFT = 0.04
+TRANSITIONS = ("cadence", "amplitude", "balanced")
 
 
 def check_transitions(transitions: str) -> None:
@@ -80,8 +84,8 @@ def cycle_variants(cycle: GaitCycle, kinematics: LegsKinematics, fps: float, *,
 
     ``lock_stance`` (``synthesize``) keeps the stance foot planted in the start and stop clips; the
     planner's library is built without it (the task policies were tuned on those clips).
-    ``transitions``: "cadence" (the planner library's start and stop) or "amplitude" (the default library's,
-    the module docstring; implies ``lock_stance``).
+    ``transitions``: "cadence" (the planner library's start and stop), "amplitude" (the default library's,
+    the module docstring; implies ``lock_stance``) or "balanced" (amplitude with a weight shift).
     """
     check_transitions(transitions)
     source = f"synthetic derivative of {cycle.source}"
@@ -103,12 +107,13 @@ def cycle_variants(cycle: GaitCycle, kinematics: LegsKinematics, fps: float, *,
             np.ones(frames), np.full(frames, sign * TURN_RATE))
     frames = frame_count(START_SECONDS, fps)
     factor, still = TURN_SPEED / cycle.speed, np.zeros(frames)
-    if transitions == "amplitude":
+    if transitions in ("amplitude", "balanced"):
         amplitude, cadence = amplitude_schedule(frames, fps)
+        balanced = transitions == "balanced" and cycle.sagittal
         for kind, text, ramp, pace in (("start", "start walking from standing still", amplitude, cadence),
                                        ("stop", "stop walking and stand still", amplitude[::-1], cadence[::-1])):
             add(kind, text, factor * ramp * pace, ramp, still, cadence=factor * pace, feet=1.0 - ramp,
-                lock_stance=True)
+                lock_stance=True, shift=balance_schedule(ramp) if balanced else None)
         return motions
     swing = mid_swing_phase(cycle, kinematics)
     weight, cadence = starting_schedule(frames, fps)  # the root goes with the feet, then the cycle's root as the pace rises
@@ -163,6 +168,12 @@ def amplitude_schedule(frames: int, fps: float) -> tuple[np.ndarray, np.ndarray]
     t = np.arange(frames) / fps
     amplitude = smoothstep((t - STILL_SECONDS) / AMPLITUDE_RAMP_SECONDS)
     return amplitude, np.where(t >= STILL_SECONDS, MIN_CADENCE + (1.0 - MIN_CADENCE) * amplitude, 0.0)
+
+
+def balance_schedule(amplitude: np.ndarray) -> np.ndarray:
+    """[T] largest lateral weight shift (m) of a sagittal-plane stride's start or stop at stride ``amplitude`` [T]:
+    ``BALANCE_SHIFT`` at the first step, none at full stride (``synthesize(shift=)``)."""
+    return BALANCE_SHIFT * (1.0 - amplitude)
 
 
 def smoothstep(x: np.ndarray) -> np.ndarray:

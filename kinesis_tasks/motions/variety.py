@@ -28,8 +28,8 @@ import numpy as np
 from kinesis_tasks.motions.cycle import GaitCycle, synthesize
 from kinesis_tasks.motions.kinematics import LegsKinematics
 from kinesis_tasks.motions.motion import ReferenceMotion
-from kinesis_tasks.motions.variants import (amplitude_schedule, check_transitions, frame_count, mid_swing_phase,
-                                            phases_walked, smoothstep, starting_schedule)
+from kinesis_tasks.motions.variants import (amplitude_schedule, balance_schedule, check_transitions, frame_count,
+                                            mid_swing_phase, phases_walked, smoothstep, starting_schedule)
 
 CLIP_SECONDS = 6.0
 KNOT_SECONDS = 2.0
@@ -45,7 +45,7 @@ def random_walks(cycle: GaitCycle, kinematics: LegsKinematics, fps: float, count
     """``count`` clips of ``cycle`` along random schedules (module docstring), named ``<cycle>_<kind>_<k>``.
 
     ``shares``: kind -> weight (default ``KIND_SHARES``); ``transitions``: the start and stop schedule,
-    "cadence" or "amplitude" (``variants``)."""
+    "cadence", "amplitude" or "balanced" (``variants``)."""
     check_transitions(transitions)
     shares = KIND_SHARES if shares is None else shares
     if not shares or set(shares) - set(KIND_SHARES) or min(shares.values()) < 0 or sum(shares.values()) <= 0:
@@ -71,11 +71,12 @@ def _clip(cycle: GaitCycle, kinematics: LegsKinematics, fps: float, kind: str, i
         target = rng.uniform(*SPEED_RANGE)
         yaw = rng.uniform(*YAW_RATE_RANGE) if rng.uniform() > STRAIGHT_SHARE else 0.0
         text = "start walking from standing still" if kind == "start" else "stop walking and stand still"
-        if transitions == "amplitude":
+        if transitions in ("amplitude", "balanced"):
             weight, pace = amplitude_schedule(frames, fps)
             weight, pace = (weight, pace) if kind == "start" else (weight[::-1], pace[::-1])
             speed, yaw_rate = target * weight * pace, yaw * weight
-            options.update(start_phase=float(rng.uniform()), cadence=target / cycle.speed * pace, feet=1.0 - weight)
+            options.update(start_phase=float(rng.uniform()), cadence=target / cycle.speed * pace, feet=1.0 - weight,
+                           shift=balance_schedule(weight) if transitions == "balanced" and cycle.sagittal else None)
         else:
             weight, cadence = starting_schedule(frames, fps)
             if kind == "stop":
