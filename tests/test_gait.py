@@ -64,14 +64,32 @@ def test_forward_command_starts_then_walks_at_the_speed_along_the_heading(librar
 
 def test_an_unpaced_start_plays_the_start_clip_at_its_own_pace_then_walks_at_the_command(library):
     # A slow command: the paced start is time-warped down to it (slower, longer); unpaced, the start clip runs
-    # as recorded (the start a tracker learned) and the slow walk joined after it sets the speed.
-    slow = [(8.0, GaitCommand(0.7))]
+    # as recorded (the start a tracker learned) and the slow walks joined after it set the speed, step by step.
+    slow = [(14.0, GaitCommand(0.7))]
     paced, _ = follow(GaitPlanner(library, dt=DT), slow)
     unpaced, _ = follow(GaitPlanner(library, dt=DT, paced_start=False), slow)
     first = int(round(1.5 / DT))
     assert np.linalg.norm(unpaced[first, :2] - unpaced[0, :2]) > 1.3 * np.linalg.norm(paced[first, :2] - paced[0, :2])
     assert speed(unpaced, 3.0) == pytest.approx(0.7, abs=0.12)
     assert DirectionalTask(dt=DT).planner.paced_start is False and ReachTask(dt=DT).planner.paced_start is True
+
+
+def test_a_change_of_pace_goes_through_the_speeds_in_between(library):
+    # From 1.5 to 0.8 m/s: walks at most MAX_SPEED_RATIO slower than the last, SPEED_STEP_S each at most, lead
+    # to the new pace (a walker commanded a sudden change of pace fell within a second of the join).
+    from kinesis_tasks.tasks.gait import MAX_SPEED_RATIO, SPEED_STEP_S
+
+    fast, slow = GaitCommand(1.5), GaitCommand(0.8)
+    roots, _ = follow(GaitPlanner(library, dt=DT), [(8.0, fast), (16.0, slow)])
+    second = int(round(1.0 / DT))
+    speeds = np.linalg.norm(roots[second:, :2] - roots[:-second, :2], axis=1)  # m/s over each 1 s window
+    change = int(round(8.0 / DT))
+    assert speeds[change - 2 * second:change - second].mean() == pytest.approx(1.5, abs=0.12)
+    assert speeds[-3 * second:].mean() == pytest.approx(0.8, abs=0.12)
+    steps = int(np.ceil(np.log(1.5 / 0.8) / np.log(MAX_SPEED_RATIO)))  # 5 speeds: 1.5, ..., 0.8
+    between = speeds[change + second:change + int((steps - 1) * SPEED_STEP_S / DT)]
+    assert ((between > 0.9) & (between < 1.4)).mean() > 0.5  # mostly at the speeds in between
+    assert (speeds[second:] / speeds[:-second]).min() > 0.75  # never a drop of more than a quarter in a second
 
 
 def test_turn_rate_bends_the_walk(library):

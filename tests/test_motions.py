@@ -304,7 +304,8 @@ def test_a_sagittal_stride_shifts_its_weight_over_the_stance_foot():
     root, ankles = 0, [shifted.body_names.index(f"talus_{side}") for side in "lr"]
     offset = shifted.keypoints[:, root, 1] - plain.keypoints[:, root, 1]
     assert 0.5 * BALANCE_SHIFT < np.abs(offset).max() <= BALANCE_SHIFT
-    assert np.abs(offset[: int(0.8 * fps)]).max() < 1e-5 and np.ptp(offset[-int(fps):]) < 1e-3  # none standing or walking
+    assert np.abs(offset[: int(0.8 * fps)]).max() < 1e-5  # none while standing,
+    assert np.ptp(offset[-int(fps):]) < 1e-3  # nor at full stride
     slide = np.abs(shifted.keypoints[:, ankles, 1] - plain.keypoints[:, ankles, 1]).max()
     assert slide < 0.004, slide  # the feet stay where they were (the root moves up to ~36 mm)
     # toward the stance foot: + (left) while the left foot carries

@@ -60,7 +60,8 @@ class LegsKinematics:
         """Height (m) of the hip joint centre (the femur's origin) above the ankle (talus) in the rest pose."""
         self.data.qpos[:] = self.model.qpos0
         mujoco.mj_kinematics(self.model, self.data)
-        return float(self.data.xpos[self.model.body("femur_l").id, 2] - self.data.xpos[self.model.body("talus_l").id, 2])
+        hip, ankle = (self.data.xpos[self.model.body(name).id, 2] for name in ("femur_l", "talus_l"))
+        return float(hip - ankle)
 
     def qpos(self, root_pos: np.ndarray, root_quat: np.ndarray, angles: Mapping[str, np.ndarray]) -> np.ndarray:
         """[T, nq] joint positions from root position [T, 3] (m), root_quat [T, 4] and joint angles [T] (rad)."""

@@ -15,6 +15,10 @@ as kinematic controllers feed physics trackers in character animation (DReCon, B
   commanded or walked (within ``speed_clamp``); with ``paced_start`` off the start clip plays at its own
   pace and the commanded walk, joined after it, sets the speed (a tracker that learned one start falls in a
   start slowed down: the directional task, docs/tasks.md).
+* change of pace (a new walking command, or the first walk after an unpaced start): walks at the speeds in
+  between, each at most ``MAX_SPEED_RATIO`` times the one before and ``SPEED_STEP_S`` long, lead to the
+  commanded one: a tracker falls at a sudden change of pace (the bundled walker, started at 1.15 m/s and
+  commanded 0.8 or 1.5 m/s, fell within a second of the join; through the steps it walks on).
   Standing poses come from the start and stop clips themselves, not from another clip, so that the feet
   never jump at a join.
 
@@ -48,6 +52,8 @@ from kinesis_tasks.tasks.text_to_motion import (
 )
 
 MAX_CACHED_PIECES = 64  # composed walks kept per planner (a 20 s walk: ~1 MB)
+MAX_SPEED_RATIO = 1.15  # a change of pace goes through walks at most this much faster or slower than the last
+SPEED_STEP_S = 2.5  # s, each of those walks (a join keeps 0.5-2.5 s of it)
 
 
 @dataclass(frozen=True)
@@ -96,6 +102,7 @@ class GaitPlanner:
         self.start_pace, self.stop_pace = (clip_profile(clip).speed for clip in (self.start_clip, self.stop_clip))
         self.dt, self.bodies = float(dt), tuple(bodies)
         self.speed_clamp, self.min_speed = speed_clamp, float(min_speed)
+        self.walk_range = (self.walks[0][0] * speed_clamp[0], self.walks[-1][0] * speed_clamp[1])  # m/s
         self.align_time, self.horizon = float(align_time), float(horizon)
         self.paced_start = bool(paced_start)
         self.motion: ReferenceMotion | None = None
@@ -131,7 +138,8 @@ class GaitPlanner:
         if walk:
             paced = self._paced(self.start_clip, self.start_pace, command.speed) if self.paced_start else self.start_clip
             start = [] if self.walking else [paced]
-            pieces = [*start, self._walk(command)]
+            pace = self.command.speed if self.walking else (command.speed if self.paced_start else self.start_pace)
+            pieces = [*start, *self._speed_steps(pace, command), self._walk(command)]
         elif self.walking:  # the stop clip at the pace walked, its last pose held
             stop = self._paced(self.stop_clip, self.stop_pace, self.command.speed)
             pieces = [hold(stop, stop.duration + self.horizon)]
@@ -155,6 +163,16 @@ class GaitPlanner:
             t = np.arange(motion.num_frames) / motion.fps
             return bend(motion, command.direction * np.minimum(t / self.align_time, 1.0) + command.turn_rate * t)
         return self._cached(("walk", command), compose)
+
+    def _speed_steps(self, previous: float, command: GaitCommand) -> list[ReferenceMotion]:
+        """``SPEED_STEP_S`` of walking at each speed between ``previous`` and ``command.speed`` (m/s, within the
+        walks' range), each at most ``MAX_SPEED_RATIO`` times the one before, turning as commanded."""
+        low, high = self.walk_range
+        first, ratio = np.clip(previous, low, high), np.clip(command.speed, low, high) / np.clip(previous, low, high)
+        steps = int(np.ceil(abs(np.log(ratio)) / np.log(MAX_SPEED_RATIO) - 1e-9))
+        steady = [self._walk(GaitCommand(float(first * ratio ** (k / steps)), command.turn_rate))
+                  for k in range(1, steps)]
+        return [select_frames(walk, slice(0, int(round(SPEED_STEP_S * walk.fps)) + 1)) for walk in steady]
 
     def _paced(self, clip: ReferenceMotion, pace: float, speed: float) -> ReferenceMotion:
         """A start or stop clip whose walking part goes at ``pace`` time-warped to ``speed`` (within speed_clamp)."""
