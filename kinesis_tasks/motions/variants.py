@@ -109,11 +109,10 @@ def cycle_variants(cycle: GaitCycle, kinematics: LegsKinematics, fps: float, *,
     factor, still = TURN_SPEED / cycle.speed, np.zeros(frames)
     if transitions in ("amplitude", "balanced"):
         amplitude, cadence = amplitude_schedule(frames, fps)
-        balanced = transitions == "balanced" and cycle.sagittal
         for kind, text, ramp, pace in (("start", "start walking from standing still", amplitude, cadence),
                                        ("stop", "stop walking and stand still", amplitude[::-1], cadence[::-1])):
             add(kind, text, factor * ramp * pace, ramp, still, cadence=factor * pace, feet=1.0 - ramp,
-                lock_stance=True, shift=balance_schedule(ramp) if balanced else None)
+                lock_stance=True, shift=balance_schedule(cycle, transitions, ramp))
         return motions
     swing = mid_swing_phase(cycle, kinematics)
     weight, cadence = starting_schedule(frames, fps)  # the root goes with the feet, then the cycle's root as the pace rises
@@ -170,9 +169,12 @@ def amplitude_schedule(frames: int, fps: float) -> tuple[np.ndarray, np.ndarray]
     return amplitude, np.where(t >= STILL_SECONDS, MIN_CADENCE + (1.0 - MIN_CADENCE) * amplitude, 0.0)
 
 
-def balance_schedule(amplitude: np.ndarray) -> np.ndarray:
-    """[T] largest lateral weight shift (m) of a sagittal-plane stride's start or stop at stride ``amplitude`` [T]:
-    ``BALANCE_SHIFT`` at the first step, none at full stride (``synthesize(shift=)``)."""
+def balance_schedule(cycle: GaitCycle, transitions: str, amplitude: np.ndarray) -> np.ndarray | None:
+    """``synthesize(shift=)`` of a start or stop of ``cycle`` at stride ``amplitude`` [T]: with "balanced"
+    transitions of a sagittal-plane stride the largest lateral weight shift (m), ``BALANCE_SHIFT`` at the first
+    step and none at full stride; otherwise None."""
+    if transitions != "balanced" or not cycle.sagittal:
+        return None
     return BALANCE_SHIFT * (1.0 - amplitude)
 
 

@@ -76,7 +76,7 @@ def _clip(cycle: GaitCycle, kinematics: LegsKinematics, fps: float, kind: str, i
             weight, pace = (weight, pace) if kind == "start" else (weight[::-1], pace[::-1])
             speed, yaw_rate = target * weight * pace, yaw * weight
             options.update(start_phase=float(rng.uniform()), cadence=target / cycle.speed * pace, feet=1.0 - weight,
-                           shift=balance_schedule(weight) if transitions == "balanced" and cycle.sagittal else None)
+                           shift=balance_schedule(cycle, transitions, weight))
         else:
             weight, cadence = starting_schedule(frames, fps)
             if kind == "stop":

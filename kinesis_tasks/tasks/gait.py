@@ -167,8 +167,8 @@ class GaitPlanner:
     def _speed_steps(self, previous: float, command: GaitCommand) -> list[ReferenceMotion]:
         """``SPEED_STEP_S`` of walking at each speed between ``previous`` and ``command.speed`` (m/s, within the
         walks' range), each at most ``MAX_SPEED_RATIO`` times the one before, turning as commanded."""
-        low, high = self.walk_range
-        first, ratio = np.clip(previous, low, high), np.clip(command.speed, low, high) / np.clip(previous, low, high)
+        first = np.clip(previous, *self.walk_range)
+        ratio = np.clip(command.speed, *self.walk_range) / first
         steps = int(np.ceil(abs(np.log(ratio)) / np.log(MAX_SPEED_RATIO) - 1e-9))
         steady = [self._walk(GaitCommand(float(first * ratio ** (k / steps)), command.turn_rate))
                   for k in range(1, steps)]
