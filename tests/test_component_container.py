@@ -17,10 +17,9 @@ from kinesis_msgs.msg import SimState
 from kinesis_msgs.srv import Step
 from kinesis_sim_node.component_container import parse_components
 from kinesis_sim_node.messages import SIM_STATE_QOS
-from ros_client import RosTestClient
+from ros_client import TIMEOUT_S, RosTestClient
 
 CONTAINER = "kinesis_sim_node.component_container"
-TIMEOUT_S = 60.0
 
 
 def test_command_line_and_bad_plugins():

@@ -18,9 +18,8 @@ import pytest
 from kinesis import launch_file
 from kinesis.launch import private_ros_environment
 from kinesis_sim_node.component_container import parse_components
-from ros_client import mcap_channels
+from ros_client import TIMEOUT_S, mcap_channels
 
-TIMEOUT_S = 30.0
 RUNNER = [sys.executable, "-P", "-m", "kinesis.launch_cli", "--sigint-timeout", "1", "--sigterm-timeout", "1"]
 DEMOS = ("locomotion", "text_to_motion", "target_reach", "directional", "ball_kick")
 
@@ -364,12 +363,13 @@ launch:
     - {name: control_mode, value: direct}
 """)
     _, env = private_ros_environment(range(1, 100))
-    status, output, elapsed = run_launch(path, "duration:=3", env=env)
+    # 8 s: under `make test` the other test worker loads the machine, and the node's start took > 3 s beside it
+    status, output, elapsed = run_launch(path, "duration:=8", env=env)
     assert status == 0, output
     assert "]: ready: legs (80 muscles), direct control, realtime clock at 30 Hz" in output
     assert all(line.startswith("[") for line in output.splitlines()), output
     assert "[launch] sim exited with status 0" in output
-    assert 3.0 <= elapsed < 15.0
+    assert 8.0 <= elapsed < 20.0
     assert_no_orphans(started_pids(output))
 
 

@@ -18,11 +18,10 @@ from std_msgs.msg import Header
 
 from kinesis_msgs.msg import MuscleCommand, MuscleState, ReferenceMotion, SimState, TrackingStatus
 from kinesis_msgs.srv import Reset, Step
-from ros_client import RosTestClient, private_domain
+from ros_client import TIMEOUT_S, RosTestClient, private_domain
 
 pytestmark = pytest.mark.ros
 
-TIMEOUT_S = 10.0
 
 ECHO_NODE = """
 import rclpy

@@ -35,13 +35,12 @@ from kinesis_tasks.evaluation import evaluate_motion, evaluation_config
 from kinesis_tasks.imitation import ImitationConfig, ImitationEnv
 from kinesis_tasks.motions import load_library, save_library
 from kinesis_training import load_policy
-from ros_client import RosTestClient
+from ros_client import TIMEOUT_S, RosTestClient
 
 DATA = Path(__file__).parent / "data" / "conformance"
 V1_MODEL = str(DATA / "kinesis_v1_model" / "myolegs.xml")
 CHECKPOINT = str(DATA / "policy_lattice.pt")
 MOTION = "myosuite_walk_a"
-TIMEOUT_S = 30.0
 #: Every state the sim publishes (its writer keeps one; a deep reader queue keeps a busy client from losing any).
 ALL_STATES = QoSProfile(depth=5000, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 

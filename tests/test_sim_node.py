@@ -22,11 +22,10 @@ from kinesis.launch import interrupt_group, private_ros_environment
 from kinesis_msgs.msg import MuscleCommand, MuscleState, SimState
 from kinesis_msgs.srv import Reset, Step
 from kinesis_tasks import MuscleSim, load_embodiment
-from ros_client import RosTestClient
+from ros_client import TIMEOUT_S, RosTestClient
 
 pytestmark = pytest.mark.ros
 
-TIMEOUT_S = 20.0
 NU = 80  # muscles of the `legs` embodiment
 LATCHED = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 REASONS = ("embodiment", "mode", "length", "non_finite", "range", "stale")

@@ -24,9 +24,8 @@ from kinesis_sim_node import foxglove_scene, rviz_markers
 from kinesis_sim_node.ros_channels import ros2msg_definition, type_name
 from kinesis_tasks import load_embodiment
 from kinesis_tasks.scene import SceneLayout, Shape, build_scene, set_pose
-from ros_client import RosTestClient, mcap_channels, private_domain
+from ros_client import TIMEOUT_S, RosTestClient, mcap_channels, private_domain
 
-TIMEOUT_S = 20.0
 
 
 @pytest.fixture(scope="module")
