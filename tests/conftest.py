@@ -67,6 +67,7 @@ def t2m(library):
     return TextToMotion(library, default_encoder())
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups (otherwise they run on every worker)
 def pytest_collection_modifyitems(items):
     """Under pytest-xdist (`make test`: a worker per core, --dist loadgroup) the tests that start ROS 2 processes
     run on one worker, one at a time as in a serial run, while the other tests share the other workers."""
