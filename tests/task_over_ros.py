@@ -33,7 +33,9 @@ class TaskClient(RosTestClient):
     def goal_from_standing(self, topic: str, msg_type, msg) -> int:
         """Publishes ``msg`` on ``topic`` to the running policy with the simulation paused, resets it to the
         standing start and resumes it; returns the index of the first TrackingStatus after the reset."""
-        self.spin_until(lambda: self.tracking and self.state is not None, "the policy to run")
+        # A step first: the reset is seen as simulated time going back, which it cannot do from time 0 (paused
+        # before the policy's first command was applied, as happened with the machine loaded, no reset was seen).
+        self.spin_until(lambda: self.tracking and self.state is not None and self.state.sim_time > 0, "the policy to run")
         publisher = self.node.create_publisher(msg_type, topic, 10)
         self.spin_until(lambda: publisher.get_subscription_count() > 0, f"the policy's {topic}", timeout=60.0)
         assert self.call(SetBool, "/sim_node/pause", SetBool.Request(data=True)).success
