@@ -27,7 +27,6 @@ from typing import Protocol, Sequence
 
 import mujoco
 import numpy as np
-from scipy.optimize import least_squares
 
 from kinesis_tasks.embodiment import apply_couplings, joint_couplings
 
@@ -121,6 +120,8 @@ class PoseFitter:
 
     def fit(self, keypoints: np.ndarray) -> np.ndarray:
         """qpos [nq] whose tracked bodies best match ``keypoints`` [K, 3] (world, m)."""
+        from scipy.optimize import least_squares  # imported here: it costs every node process ~0.3 s
+
         keypoints = np.asarray(keypoints, dtype=np.float64)
         if keypoints.shape != (len(self.body_ids), 3):
             raise ValueError(f"keypoints: expected shape [{len(self.body_ids)}, 3], got {keypoints.shape}")

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 
 import mujoco
 import numpy as np
-import scipy.optimize
 
 from kinesis_tasks import observations
 from kinesis_tasks.observations import BodyLayout
@@ -177,7 +176,9 @@ def _build(model, layout, tolerance, reference_qpos, seed) -> MirrorMap:
     # The pairing: a permutation that minimises the errors relative to each entry's spread over the samples,
     # so that look-alike entries (rotation-matrix entries that all stay near 1) pair by how they vary.
     spread = np.maximum(obs.std(0), 1e-6)
-    rows, index = scipy.optimize.linear_sum_assignment(np.minimum(plus, minus) * scale / spread)
+    from scipy.optimize import linear_sum_assignment  # imported here: it costs every node process ~0.3 s
+
+    rows, index = linear_sum_assignment(np.minimum(plus, minus) * scale / spread)
     # One sign per pair, from both directions (entries near zero fit either sign about equally well).
     sign = np.where(plus[rows, index] + plus[index, rows] <= minus[rows, index] + minus[index, rows], 1.0, -1.0)
     sign = sign.astype(np.float32)
