@@ -4,6 +4,7 @@ for long: waiting for the goal, they fell within ~15 s)."""
 
 from __future__ import annotations
 
+import numpy as np
 from std_srvs.srv import SetBool
 
 from kinesis_msgs.msg import SimState, TrackingStatus
@@ -14,20 +15,23 @@ from test_policy_node import TIMEOUT_S
 
 
 class TaskClient(RosTestClient):
-    """Records TrackingStatus, the latest SimState (one kept: a client taking every state falls behind) and
-    the first state after the simulation went back in time (a reset)."""
+    """Records TrackingStatus, the latest SimState (one kept: a client taking every state falls behind), the
+    first state after the simulation went back in time (a reset) and the root positions [3] of the states it
+    received since then (``trail``: the body's path, sampled; the simulation runs on while the client reads)."""
 
     def __init__(self, domain_id: int, processes: dict) -> None:
         super().__init__("task_test_client", domain_id, processes, TIMEOUT_S)
         self.tracking: list[TrackingStatus] = []
         self.state: SimState | None = None
         self.after_reset: SimState | None = None
+        self.trail: list[np.ndarray] = []
         self.node.create_subscription(TrackingStatus, "/kinesis/tracking", self.tracking.append, 1000)
         self.node.create_subscription(SimState, "/kinesis/sim_state", self.on_state, SIM_STATE_QOS)
 
     def on_state(self, msg: SimState) -> None:
         if self.state is not None and msg.sim_time < self.state.sim_time:
-            self.after_reset = msg
+            self.after_reset, self.trail = msg, []
+        self.trail.append(np.array(msg.qpos[:3]))
         self.state = msg
 
     def goal_from_standing(self, topic: str, msg_type, msg) -> int:

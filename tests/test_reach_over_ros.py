@@ -4,7 +4,8 @@ sim_node (legs, lockstep) + policy_node (task target_reach, its bundled policy: 
 as processes on a private domain. With the simulation paused, a point 2 m ahead arrives on /clicked_point;
 the simulation is then reset to its standing start and resumed (``TaskClient.goal_from_standing``). The test
 follows TrackingStatus until the reach task reports success and checks, on the simulation's own state, that
-the pelvis is still up and came to within the success radius of the clicked point, 2 m from where it stood.
+the pelvis is still up and that its path came to within the success radius of the clicked point, 2 m from where
+it stood.
 """
 
 import numpy as np
@@ -31,6 +32,8 @@ def test_a_clicked_point_makes_the_reach_policy_walk_to_it(tmp_path):
         seen = client.goal_from_standing("/clicked_point", PointStamped, msg)
         client.spin_until(lambda: any(s.task == "reach" and s.success for s in client.tracking[seen:]),
                           "the body to reach the clicked point", timeout=120.0)
-        root = np.array(client.state.qpos[:3])
+        root, path = np.array(client.state.qpos[:3]), np.array(client.trail)
     assert root[2] > 0.7  # still up (the pelvis; a fall ends below 0.5 m)
-    assert np.linalg.norm(root[:2] - GOAL) < ReachConfig.from_config().success_radius + 0.1
+    # On its path, not where it is once the client reads the success: by then the body may have walked on (with
+    # the machine loaded it was 0.65 m past the point).
+    assert np.linalg.norm(path[:, :2] - GOAL, axis=1).min() < ReachConfig.from_config().success_radius + 0.1
