@@ -19,7 +19,7 @@ setup:
 demo: $(STAMP)
 	$(VENV)/bin/kinesis demo
 
-# A worker per core; the ROS 2 tests run on one of them, one at a time (tests/conftest.py).
+# A worker per core; the ROS 2 tests run on one of them, one at a time (tests/ros_group.py).
 test: $(STAMP)
 	$(PY) -m pytest -q -ra -n auto --dist loadgroup
 

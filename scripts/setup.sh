@@ -55,6 +55,7 @@ if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
     pip_install --no-deps -e "$REPO"
     wait "$build" || { cat "$build_log" >&2; echo "setup: error: the ROS 2 interface build failed" >&2; exit 1; }
     cat "$build_log"; rm -f "$build_log"
+    interfaces_built=1
     # The ROS package folders (kinesis_sim_node/, ...) would shadow their inner Python packages as
     # namespace packages when Python runs from the repo root; putting the folders on sys.path fixes it.
     site="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
@@ -65,8 +66,8 @@ if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
     echo "$want" > "$stamp"
 fi
 
-# 3. ROS 2 interfaces (built beside step 2 on a fresh machine; here a check that they are up to date).
-"$REPO/scripts/build_msgs.sh" "$VENV"
+# 3. ROS 2 interfaces (built beside step 2 when it ran; otherwise a check that they are up to date).
+[[ -n "${interfaces_built:-}" ]] || "$REPO/scripts/build_msgs.sh" "$VENV"
 (cd "$REPO" && "$VENV/bin/python" -c "import kinesis_sim_node.sim_node, kinesis_policy_node.policy_node") \
     || { echo "setup: error: the ROS nodes do not import (see above)" >&2; exit 1; }
 say "ready: $VENV"

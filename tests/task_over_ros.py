@@ -10,8 +10,7 @@ from std_srvs.srv import SetBool
 from kinesis_msgs.msg import SimState, TrackingStatus
 from kinesis_msgs.srv import Reset
 from kinesis_sim_node.messages import SIM_STATE_QOS
-from ros_client import RosTestClient
-from test_policy_node import TIMEOUT_S
+from ros_client import TIMEOUT_S, RosTestClient
 
 
 class TaskClient(RosTestClient):

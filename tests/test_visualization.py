@@ -27,7 +27,6 @@ from kinesis_tasks.scene import SceneLayout, Shape, build_scene, set_pose
 from ros_client import TIMEOUT_S, RosTestClient, mcap_channels, private_domain
 
 
-
 @pytest.fixture(scope="module")
 def legs() -> mujoco.MjModel:
     return load_embodiment("legs")

@@ -14,8 +14,8 @@ from std_msgs.msg import String
 from kinesis_tasks.tasks.text_to_motion import TextToMotion
 from kinesis_msgs.msg import ReferenceMotion, TrackingStatus
 from kinesis_sim_node.messages import SIM_STATE_QOS
-from ros_client import RosTestClient
-from test_policy_node import POLICY, SIM, TIMEOUT_S, running_nodes, split_attempts
+from ros_client import TIMEOUT_S, RosTestClient
+from test_policy_node import POLICY, SIM, running_nodes, split_attempts
 
 pytestmark = pytest.mark.ros
 TEXT = "kinesis_policy_node.text_to_motion_node"
